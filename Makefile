@@ -1,0 +1,63 @@
+# Verifier: `make run` sets up and serves the demo; `make test` installs and runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: install system-deps migrate demo run serve worker test test-sqlite test-postgres lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the app and the browser tests need (libmagic, Chromium and its driver).
+system-deps:
+	@scripts/system-deps.sh
+
+migrate: install
+	$(BIN)/verifier migrate
+
+demo: migrate
+	$(BIN)/verifier demo
+
+run: system-deps demo
+	@echo "Verifier is starting on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
+	$(BIN)/verifier run --host $(HOST) --port $(PORT) --no-reload
+
+# Production-style server: gunicorn with several workers (set VERIFIER_* first).
+serve: migrate
+	$(BIN)/gunicorn --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
+
+test: install system-deps test-sqlite test-postgres
+
+test-sqlite: install
+	env -u VERIFIER_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same database tests again on PostgreSQL when VERIFIER_TEST_DATABASE_URL is set (.ci/run does).
+test-postgres: install
+	@if [ -n "$$VERIFIER_TEST_DATABASE_URL" ]; then \
+		echo "== PostgreSQL pass: $$VERIFIER_TEST_DATABASE_URL"; \
+		$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); \
+	else \
+		echo "== PostgreSQL pass skipped: set VERIFIER_TEST_DATABASE_URL to run it"; \
+	fi
+
+lint: install
+	$(BIN)/ruff check verifier tests bench wsgi.py
+	$(BIN)/ruff format --check verifier tests bench wsgi.py
+
+format: install
+	$(BIN)/ruff format verifier tests bench wsgi.py
+	$(BIN)/ruff check --fix verifier tests bench wsgi.py
+
+bench: install system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,57 @@
+"""Verifier: fraud-verification order review for online shops."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from verifier import db
+from verifier.api import bp as api_bp
+from verifier.commands import register_commands
+from verifier.config import PROJECT_ROOT, load_config
+from verifier.home import bp as home_bp
+from verifier.web import configure_error_handlers, configure_security_headers, csrf
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings, database, blueprints, security headers, error pages, CLI."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+        instance_relative_config=False,
+    )
+    configure_settings(app, test_config)
+    configure_logging(app)
+    db.init_app(app)
+    csrf.init_app(app)
+    configure_blueprints(app)
+    configure_security_headers(app)
+    configure_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
+    env = dict(test_config.get("ENVIRON", {})) if test_config else None
+    app.config.update(load_config(env))
+    app.config.update(WTF_CSRF_TIME_LIMIT=None, JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
+    app.debug = app.config["DEBUG"]
+
+
+def configure_logging(app: Flask) -> None:
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def configure_blueprints(app: Flask) -> None:
+    app.register_blueprint(home_bp)
+    app.register_blueprint(api_bp)
+    # The API authenticates with Bearer keys, not cookies, so it has no CSRF exposure.
+    csrf.exempt(api_bp)

@@ -1,0 +1,195 @@
+"""The OpenAPI 3.1 document of exactly the routes implemented under /api/v1."""
+
+from __future__ import annotations
+
+from verifier.sampling import RULE_NAMES
+
+_address = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["line1", "city", "country"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "line1": {"type": "string", "maxLength": 200},
+        "line2": {"type": "string", "maxLength": 200},
+        "city": {"type": "string", "maxLength": 200},
+        "region": {"type": "string", "maxLength": 200},
+        "postcode": {"type": "string", "maxLength": 200},
+        "country": {
+            "type": "string",
+            "pattern": "^[A-Za-z]{2}$",
+            "description": "ISO 3166-1 alpha-2",
+        },
+    },
+}
+
+_order_in = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "external_id", "placed_at", "amount", "currency", "customer",
+        "billing_address", "shipping_address", "card",
+    ],
+    "properties": {
+        "external_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
+                        "description": "The shop's own order reference; the idempotency key."},
+        "placed_at": {"type": "string", "format": "date-time",
+                      "description": "ISO 8601 with a timezone."},
+        "amount": {"oneOf": [{"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
+                             {"type": "number", "minimum": 0}],
+                   "description": "Order total, at most two decimals."},
+        "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+        "customer": {
+            "type": "object", "additionalProperties": False, "required": ["name", "email"],
+            "properties": {"name": {"type": "string", "maxLength": 200},
+                           "email": {"type": "string", "format": "email", "maxLength": 254}},
+        },
+        "billing_address": _address,
+        "shipping_address": _address,
+        "card": {
+            "type": "object", "additionalProperties": False, "required": ["last4", "holder_name"],
+            "properties": {"brand": {"type": "string", "maxLength": 20},
+                           "last4": {"type": "string", "pattern": "^[0-9]{4}$"},
+                           "holder_name": {"type": "string", "maxLength": 200}},
+            "description": "Never the full card number: only the last four digits.",
+        },
+    },
+}  # fmt: skip
+
+_order_out = {
+    "type": "object",
+    "required": ["external_id", "status", "received_at", "decision", "case"],
+    "properties": {
+        "external_id": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": [
+                "cleared", "awaiting_documents", "in_review", "resubmission_requested",
+                "approved", "rejected", "expired", "declined",
+            ],
+        },
+        "received_at": {"type": "string", "format": "date-time"},
+        "decision": {
+            "type": "object",
+            "properties": {
+                "flagged": {"type": "boolean"},
+                "reason": {"type": "string", "enum": ["random", "not_selected", *RULE_NAMES]},
+                "rules_matched": {"type": "array", "items": {"type": "string"}},
+                "policy_version": {"type": "integer"},
+                "rate_percent": {"type": "string"},
+                "draw": {"type": "integer", "minimum": 0, "maximum": 9999},
+                "decided_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "case": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "status": {"type": "string"},
+                        "opened_at": {"type": "string", "format": "date-time"},
+                        "decided_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+            ]
+        },
+    },
+}  # fmt: skip
+
+_error = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "Dotted field path -> what is wrong with it."},
+            },
+        }
+    },
+}  # fmt: skip
+
+
+def _resp(description: str, schema: str = "Error") -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def openapi_document() -> dict:
+    """Build the document; a test checks its paths against the app's URL map both ways."""
+    unauthorized = _resp("Missing, invalid or revoked API key.")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Verifier order intake API",
+            "version": "1.0.0",
+            "description": "Send every order; read whether it was sampled for verification.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"OrderIn": _order_in, "Order": _order_out, "Error": _error},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/orders": {
+                "post": {
+                    "operationId": "createOrder",
+                    "summary": "Send an order; returns its sampling decision.",
+                    "description": "Idempotent on external_id: the same payload again returns "
+                    "200 and the stored decision; different details under the same id give 409.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/OrderIn"}}
+                        },
+                    },
+                    "responses": {
+                        "201": _resp("Order stored and sampled.", "Order"),
+                        "200": _resp("The same order was sent before; stored decision.", "Order"),
+                        "400": _resp("The body is not valid JSON or not an object."),
+                        "401": unauthorized,
+                        "409": _resp("external_id exists with different details."),
+                        "413": _resp("The body is larger than the limit."),
+                        "415": _resp("The body is not sent as application/json."),
+                        "422": _resp("One or more fields are invalid; see error.fields."),
+                    },
+                }
+            },
+            "/orders/{external_id}": {
+                "get": {
+                    "operationId": "getOrder",
+                    "summary": "Read an order's status and sampling decision.",
+                    "parameters": [
+                        {
+                            "name": "external_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _resp("The order.", "Order"),
+                        "401": unauthorized,
+                        "404": _resp("No order with that external_id."),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {"200": {"description": "The OpenAPI document."}},
+                }
+            },
+        },
+    }

@@ -1,0 +1,181 @@
+"""The `verifier` commands: migrate, staff users, API keys, sampling rate, CSV import, demo."""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from verifier.apikeys import create_api_key, list_api_keys, revoke_api_key
+from verifier.csvimport import import_orders
+from verifier.db import get_session, migrate
+from verifier.demo import DEMO_API_KEY, DEMO_USERS, seed_demo
+from verifier.errors import VerifierError
+from verifier.models import ROLES
+from verifier.policies import create_policy_version
+from verifier.sampling import format_rate, parse_rate
+from verifier.users import create_user
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fail(exc: VerifierError) -> None:
+    message = exc.message
+    for name, problem in getattr(exc, "fields", {}).items():
+        message += f"\n  {name}: {problem}"
+    raise click.ClickException(message)
+
+
+commands = AppGroup("verifier")
+
+
+def register_commands(app) -> None:
+    """Add every command to `app.cli`, where `flask` and the `verifier` script find them."""
+    for command in commands.commands.values():
+        app.cli.add_command(command)
+
+
+@commands.command("migrate")
+@with_appcontext
+def migrate_command() -> None:
+    """Create or upgrade the database schema to the newest version."""
+    migrate(current_app.config["DATABASE_URL"])
+    click.echo("Database is up to date.")
+
+
+@commands.command("create-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def create_user_command(email: str, role: str, password_stdin: bool) -> None:
+    """Create a staff user (asks for the password unless --password-stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    session = get_session()
+    try:
+        user = create_user(session, email, role, password, now=_now())
+    except VerifierError as exc:
+        _fail(exc)
+    session.commit()
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@commands.command("create-api-key")
+@click.argument("name")
+@with_appcontext
+def create_api_key_command(name: str) -> None:
+    """Create an API key for the shop; the key is shown once and never again."""
+    session = get_session()
+    try:
+        row, key = create_api_key(session, name, _now())
+    except VerifierError as exc:
+        _fail(exc)
+    session.commit()
+    click.echo(f"API key {row.id} ({row.name}) created. Store it now; it is not shown again:")
+    click.echo(key)
+
+
+@commands.command("revoke-api-key")
+@click.argument("ident")
+@with_appcontext
+def revoke_api_key_command(ident: str) -> None:
+    """Revoke an API key by id, name or prefix; requests with it get 401 at once."""
+    session = get_session()
+    try:
+        row = revoke_api_key(session, ident, _now())
+    except VerifierError as exc:
+        _fail(exc)
+    session.commit()
+    click.echo(f"Revoked API key {row.id} ({row.name}, {row.prefix}…).")
+
+
+@commands.command("list-api-keys")
+@with_appcontext
+def list_api_keys_command() -> None:
+    """List API keys with their prefix, status and last use."""
+    rows = list_api_keys(get_session())
+    if not rows:
+        click.echo("No API keys. Create one with `verifier create-api-key NAME`.")
+    for row in rows:
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        click.echo(f"{row.id:>4}  {row.prefix}…  {state:<18} last used {used}  {row.name}")
+
+
+@commands.command("set-rate")
+@click.argument("percent")
+@click.option("--reason", required=True, help="Why the rate changes (kept in the history).")
+@with_appcontext
+def set_rate_command(percent: str, reason: str) -> None:
+    """Set the share of orders sampled at random, in percent (0-100, two decimals)."""
+    if not reason.strip():
+        raise click.ClickException("Give a reason with --reason.")
+    try:
+        rate_bp = parse_rate(percent)
+    except VerifierError as exc:
+        _fail(exc)
+    session = get_session()
+    policy = create_policy_version(
+        session, changes={"rate_bp": rate_bp}, reason=reason.strip(), actor_label="cli",
+        actor_id=None, now=_now(),
+    )  # fmt: skip
+    session.commit()
+    click.echo(
+        f"Sampling rate is now {format_rate(policy.rate_bp)} % (policy version {policy.version})."
+    )
+
+
+@commands.command("import-orders")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_orders_command(csv_file: Path) -> None:
+    """Import orders from a CSV file (columns in README); bad lines are reported, not imported."""
+    with csv_file.open(newline="", encoding="utf-8-sig") as fh:
+        total = max(sum(1 for _ in fh) - 1, 0)
+    with (
+        csv_file.open(newline="", encoding="utf-8-sig") as fh,
+        click.progressbar(length=total, label="Importing", file=sys.stderr) as bar,
+    ):
+        try:
+            report = import_orders(
+                get_session(), fh, rng=random.SystemRandom(), now=_now(), progress=bar.update
+            )
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{csv_file} is not UTF-8 text.") from None
+        except VerifierError as exc:
+            _fail(exc)
+    for line, problem in report.errors:
+        click.echo(f"line {line}: {problem}", err=True)
+    click.echo(
+        f"Imported {report.imported} orders ({report.flagged} flagged for review), "
+        f"{report.duplicates} skipped as duplicates, {report.error_count} with errors."
+    )
+    if report.errors:
+        sys.exit(1)
+
+
+@commands.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Seed the demo shop: orders over the past weeks, staff logins, an API key (idempotent)."""
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("The demo data has well-known passwords: not in production.")
+    summary = seed_demo(get_session(), rng=random.SystemRandom(), now=_now())
+    click.echo(
+        f"Demo data ready ({summary.orders_created} new orders, "
+        f"{summary.orders_flagged} of them flagged; {summary.users_created} new staff users)."
+    )
+    click.echo("Demo staff sign-ins (local use only):")
+    for email, role, password in DEMO_USERS:
+        click.echo(f"  {role:<9} {email}  {password}")
+    click.echo(f"Demo API key: {DEMO_API_KEY}")

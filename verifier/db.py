@@ -1,0 +1,98 @@
+"""Database engine and one session per request or command; `verifier migrate` applies Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, *, immediate: bool = True, **engine_options) -> Engine:
+    """Create an engine: SQLite gets foreign keys, WAL, a busy timeout and BEGIN IMMEDIATE.
+
+    `immediate=False` keeps SQLite's deferred transactions, for read-mostly observers (tests).
+    """
+    if url.startswith("sqlite"):
+        # Every connection is cheap for SQLite; NullPool avoids sharing one across threads.
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=NullPool,
+            **engine_options,
+        )
+        _configure_sqlite(engine, "BEGIN IMMEDIATE" if immediate else "BEGIN")
+        return engine
+    return create_engine(url, pool_pre_ping=True, **engine_options)
+
+
+def _configure_sqlite(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin" below).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A deferred transaction that reads and then writes can fail at once with "database
+        # is locked" when another writer got there first; taking the write lock up front makes
+        # concurrent writers queue behind the busy timeout instead.
+        conn.exec_driver_sql(begin)
+
+
+def init_app(app: Flask) -> None:
+    """Attach the engine and session factory to the app and close the session on teardown."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["verifier.engine"] = engine
+    app.extensions["verifier.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def get_engine(app: Flask | None = None) -> Engine:
+    return (app or current_app).extensions["verifier.engine"]
+
+
+def new_session(app: Flask | None = None) -> Session:
+    """A fresh session the caller owns (workers, threads, CLI loops)."""
+    return (app or current_app).extensions["verifier.sessionmaker"]()
+
+
+def get_session() -> Session:
+    """The session of the current request or command, created on first use."""
+    if "db_session" not in g:
+        g.db_session = new_session()
+    return g.db_session
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        # Whatever the view did not commit is rolled back: one transaction per request.
+        session.rollback()
+        session.close()
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Apply Alembic migrations up to `revision`, creating the SQLite folder if needed."""
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(database_url), revision)

@@ -1,0 +1,335 @@
+"""Tables, as SQLAlchemy 2.x typed models; the lifecycle they follow is in DESIGN.md."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Case states (DESIGN.md "Order lifecycle"); an order with no case is `cleared`.
+AWAITING_DOCUMENTS = "awaiting_documents"
+IN_REVIEW = "in_review"
+RESUBMISSION_REQUESTED = "resubmission_requested"
+APPROVED = "approved"
+REJECTED = "rejected"
+EXPIRED = "expired"
+DECLINED = "declined"  # the customer chose not to verify
+CASE_STATES = (
+    AWAITING_DOCUMENTS,
+    IN_REVIEW,
+    RESUBMISSION_REQUESTED,
+    APPROVED,
+    REJECTED,
+    EXPIRED,
+    DECLINED,
+)
+OPEN_CASE_STATES = (AWAITING_DOCUMENTS, IN_REVIEW, RESUBMISSION_REQUESTED)
+CLEARED = "cleared"
+
+DOCUMENT_KINDS = ("card_front", "card_back", "photo_id", "proof_of_address")
+ROLES = ("reviewer", "admin")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    return uuid.uuid4().hex
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# BIGINT primary keys do not auto-increment on SQLite; INTEGER does.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint(f"role IN {_in(ROLES)}", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by logout-everywhere, deactivation and password change: old sessions stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The first characters of the key, shown in listings so an operator can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class SamplingPolicy(Base):
+    """One immutable version of the sampling policy; a change adds a new row."""
+
+    __tablename__ = "sampling_policies"
+    __table_args__ = (
+        CheckConstraint("rate_bp BETWEEN 0 AND 10000", name="rate_range"),
+        CheckConstraint(
+            "amount_threshold_minor IS NULL OR amount_threshold_minor > 0", name="threshold"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    # Hundredths of a percent: 500 is 5.00 %; integers keep two-decimal rates exact.
+    rate_bp: Mapped[int] = mapped_column(Integer)
+    amount_threshold_minor: Mapped[int | None] = mapped_column(BigInteger)
+    rule_country_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule_name_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_by_label: Mapped[str] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # SHA-256 of the normalised payload: a resend is compared by this, never re-drawn.
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(8))
+    placed_at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_email: Mapped[str] = mapped_column(String(254), index=True)
+    billing_address: Mapped[dict[str, Any]]
+    shipping_address: Mapped[dict[str, Any]]
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str] = mapped_column(String(4))
+    cardholder_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    anonymised_at: Mapped[datetime | None]
+
+    decision: Mapped[SamplingDecision | None] = relationship(back_populates="order")
+    case: Mapped[VerificationCase | None] = relationship(back_populates="order")
+
+
+class SamplingDecision(Base):
+    __tablename__ = "sampling_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("sampling_policies.id"), index=True)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    # `random`, `not_selected`, or the name of the first rule that forced review.
+    reason: Mapped[str] = mapped_column(String(40))
+    rules_matched: Mapped[list[Any]] = mapped_column(default=list)
+    # Uniform draw in [0, 10000); flagged at random when draw < rate_bp.
+    draw: Mapped[int] = mapped_column(Integer)
+    rate_bp: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="decision")
+    policy: Mapped[SamplingPolicy] = relationship()
+
+
+class VerificationCase(Base):
+    __tablename__ = "verification_cases"
+    __table_args__ = (
+        CheckConstraint(f"status IN {_in(CASE_STATES)}", name="status"),
+        Index("ix_verification_cases_status_created", "status", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    decision_reason_code: Mapped[str | None] = mapped_column(String(40))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    checklist: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    lease_expires_at: Mapped[datetime | None]
+    resubmission_count: Mapped[int] = mapped_column(Integer, default=0)
+    resubmission_kinds: Mapped[list[Any] | None] = mapped_column(JSON)
+    resubmission_message: Mapped[str | None] = mapped_column(Text)
+    legal_hold_reason: Mapped[str | None] = mapped_column(Text)
+    legal_hold_at: Mapped[datetime | None]
+    documents_purged_at: Mapped[datetime | None]
+
+    order: Mapped[Order] = relationship(back_populates="case")
+    links: Mapped[list[UploadLink]] = relationship(back_populates="case")
+    documents: Mapped[list[Document]] = relationship(back_populates="case")
+
+
+class UploadLink(Base):
+    __tablename__ = "upload_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("verification_cases.id"), index=True)
+    # SHA-256 of the 256-bit token; the token itself exists only in the customer's email.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+    reminder_sent_at: Mapped[datetime | None]
+
+    case: Mapped[VerificationCase] = relationship(back_populates="links")
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (CheckConstraint(f"kind IN {_in(DOCUMENT_KINDS)}", name="kind"),)
+
+    # A random id, known before the row is written, so it can be bound into the blob's AAD.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_uuid)
+    case_id: Mapped[int] = mapped_column(ForeignKey("verification_cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    page: Mapped[int] = mapped_column(Integer, default=1)
+    # active | replaced | erased | purged
+    status: Mapped[str] = mapped_column(String(12), default="active", index=True)
+    blob_name: Mapped[str | None] = mapped_column(String(80))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(40))
+    source_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    byte_size: Mapped[int] = mapped_column(Integer)
+    quality_warnings: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purged_at: Mapped[datetime | None]
+
+    case: Mapped[VerificationCase] = relationship(back_populates="documents")
+
+
+class AuditEvent(Base):
+    """Append-only: rows are inserted, never updated or deleted by the application."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_type: Mapped[str] = mapped_column(String(16))  # staff | api | customer | system | cli
+    actor_id: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxEmail(Base):
+    """Customer emails, written in the same transaction as the change that causes them."""
+
+    __tablename__ = "outbox_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("verification_cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """A status change to tell the shop about, delivered with retries; idempotent by event_id."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_uuid)
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class AppSetting(Base):
+    """Admin-editable settings other than the sampling policy; defaults live in code."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(254))

@@ -1,0 +1,75 @@
+"""Cross-cutting web concerns: CSRF, security headers, and one error handler for JSON and HTML."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from verifier.errors import VerifierError
+
+csrf = CSRFProtect()
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def configure_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "camera=(self), geolocation=()")
+        if app.config["SESSION_COOKIE_SECURE"]:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        if request.blueprint != "static" and request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(status: int, code: str, message: str, fields: dict | None = None):
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return jsonify(body), status
+
+
+def configure_error_handlers(app: Flask) -> None:
+    """One place that turns errors into JSON under /api/ and into an HTML page elsewhere."""
+
+    @app.errorhandler(VerifierError)
+    def _domain_error(exc: VerifierError):
+        fields = getattr(exc, "fields", None)
+        if wants_json():
+            return json_error(exc.status, exc.code, exc.message, fields)
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        messages = {
+            400: "The request could not be understood.",
+            401: "Authentication is required.",
+            403: "You do not have access to this page.",
+            404: "There is nothing at this address.",
+            405: "This address does not accept that method.",
+            413: "The request is too large.",
+            429: "Too many requests. Please wait a moment and try again.",
+        }
+        message = messages.get(exc.code, exc.description or exc.name)
+        if wants_json():
+            code = (exc.name or "error").lower().replace(" ", "_")
+            response, status = json_error(exc.code or 500, code, message)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if exc.get_response().headers.get(header):
+                    response.headers[header] = exc.get_response().headers[header]
+            return response, status
+        return render_template("error.html", status=exc.code, message=message), exc.code
