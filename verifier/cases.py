@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from verifier.audit import record_event
 from verifier.errors import ConflictError
+from verifier.notify import queue_webhook
 from verifier.models import (
     APPROVED,
     AWAITING_DOCUMENTS,
@@ -77,3 +78,17 @@ def change_status(
         details={"from": old, "to": new_status} | (details or {}),
         now=now,
     )
+    queue_webhook(session, "case.status_changed", case_event_data(case, previous=old), now=now)
+
+
+def case_event_data(case: VerificationCase, previous: str | None = None) -> dict:
+    """What the shop is told about a case: ids and states, never personal data or documents."""
+    return {
+        "order_external_id": case.order.external_id,
+        "case_id": case.id,
+        "status": case.status,
+        "previous_status": previous,
+        "reason": case.reason,
+        "decision_reason_code": case.decision_reason_code,
+        "updated_at": case.updated_at.isoformat(),
+    }

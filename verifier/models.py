@@ -113,6 +113,7 @@ class StaffUser(Base):
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):
@@ -146,6 +147,9 @@ class SamplingPolicy(Base):
     amount_threshold_minor: Mapped[int | None] = mapped_column(BigInteger)
     rule_country_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
     rule_name_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Every other admin setting of this version (document requirement, link lifetime,
+    # retention, four-eyes, ...); keys and defaults live in verifier.settings.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_by_label: Mapped[str] = mapped_column(String(254))
@@ -221,6 +225,10 @@ class VerificationCase(Base):
     resubmission_count: Mapped[int] = mapped_column(Integer, default=0)
     resubmission_kinds: Mapped[list[Any] | None] = mapped_column(JSON)
     resubmission_message: Mapped[str | None] = mapped_column(Text)
+    # Four-eyes: a rejection proposed by one reviewer waits for a second one's confirmation.
+    proposed_rejection_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    proposed_rejection_at: Mapped[datetime | None]
+    declined_reason: Mapped[str | None] = mapped_column(Text)
     legal_hold_reason: Mapped[str | None] = mapped_column(Text)
     legal_hold_at: Mapped[datetime | None]
     documents_purged_at: Mapped[datetime | None]
@@ -253,6 +261,8 @@ class Document(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_uuid)
     case_id: Mapped[int] = mapped_column(ForeignKey("verification_cases.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
+    # The pages of one uploaded file (a PDF gives several) share an upload id.
+    upload_id: Mapped[str] = mapped_column(String(32), default=new_uuid, index=True)
     page: Mapped[int] = mapped_column(Integer, default=1)
     # active | replaced | erased | purged
     status: Mapped[str] = mapped_column(String(12), default="active", index=True)
@@ -266,7 +276,9 @@ class Document(Base):
     byte_size: Mapped[int] = mapped_column(Integer)
     quality_warnings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]
+    purge_run_id: Mapped[int | None] = mapped_column(ForeignKey("purge_runs.id"))
 
     case: Mapped[VerificationCase] = relationship(back_populates="documents")
 
@@ -324,12 +336,44 @@ class WebhookEvent(Base):
     delivered_at: Mapped[datetime | None]
 
 
-class AppSetting(Base):
-    """Admin-editable settings other than the sampling policy; defaults live in code."""
+class WebhookDelivery(Base):
+    """One attempt to deliver a webhook event: the admin delivery log."""
 
-    __tablename__ = "app_settings"
+    __tablename__ = "webhook_deliveries"
 
-    key: Mapped[str] = mapped_column(String(60), primary_key=True)
-    value: Mapped[Any] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_by: Mapped[str | None] = mapped_column(String(254))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PurgeRun(Base):
+    """One run of the retention purge, with counts only (never contents)."""
+
+    __tablename__ = "purge_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(254))
+    documents_purged: Mapped[int] = mapped_column(Integer, default=0)
+    orphans_removed: Mapped[int] = mapped_column(Integer, default=0)
+    orders_anonymised: Mapped[int] = mapped_column(Integer, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class QualityReview(Base):
+    """A blind second review of a decided case, for measuring reviewer agreement."""
+
+    __tablename__ = "quality_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("verification_cases.id"), unique=True)
+    first_reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    verdict: Mapped[str | None] = mapped_column(String(12))  # approved | rejected
+    agrees: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]

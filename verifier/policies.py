@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from verifier.audit import record_event
 from verifier.models import SamplingPolicy
 from verifier.sampling import DEFAULT_RATE_BP, Policy, format_rate
+from verifier.settings import Settings, settings_from, validate_settings
 
 INITIAL_REASON = "Initial default policy"
 
@@ -30,6 +31,11 @@ def current_policy(session: Session) -> SamplingPolicy:
         # Another process created version 1 between our read and our insert.
         policy = session.scalar(select(SamplingPolicy).where(SamplingPolicy.version == 1))
     return policy
+
+
+def current_settings(session: Session) -> Settings:
+    """The effective admin settings of the policy version in force."""
+    return settings_from(current_policy(session).settings)
 
 
 def as_sampler_policy(row: SamplingPolicy) -> Policy:
@@ -55,7 +61,13 @@ def create_policy_version(
 
     Retries on a version-number race, so concurrent edits never lose a version.
     """
-    allowed = {"rate_bp", "amount_threshold_minor", "rule_country_mismatch", "rule_name_mismatch"}
+    allowed = {
+        "rate_bp",
+        "amount_threshold_minor",
+        "rule_country_mismatch",
+        "rule_name_mismatch",
+        "settings",
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"unknown policy fields: {sorted(unknown)}")
@@ -68,6 +80,10 @@ def create_policy_version(
             "rule_country_mismatch": base.rule_country_mismatch,
             "rule_name_mismatch": base.rule_name_mismatch,
         } | changes
+        # Settings changes are partial: keep every setting the change does not name.
+        fields["settings"] = dict(base.settings or {}) | validate_settings(
+            changes.get("settings", {})
+        )
         try:
             with session.begin_nested():
                 policy = SamplingPolicy(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:18:27.487029
+Create Date: 2026-11-23 18:21:52.815074
 """
 
 from alembic import op
@@ -28,13 +28,6 @@ def upgrade() -> None:
     sa.Column('last_used_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
-    )
-    op.create_table('app_settings',
-    sa.Column('key', sa.String(length=60), nullable=False),
-    sa.Column('value', sa.JSON(), nullable=False),
-    sa.Column('updated_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_by', sa.String(length=254), nullable=True),
-    sa.PrimaryKeyConstraint('key', name=op.f('pk_app_settings'))
     )
     op.create_table('audit_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -76,6 +69,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_orders_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_customer_email'), ['customer_email'], unique=False)
 
+    op.create_table('purge_runs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('started_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('actor', sa.String(length=254), nullable=False),
+    sa.Column('documents_purged', sa.Integer(), nullable=False),
+    sa.Column('orphans_removed', sa.Integer(), nullable=False),
+    sa.Column('orders_anonymised', sa.Integer(), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purge_runs'))
+    )
+    with op.batch_alter_table('purge_runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_purge_runs_started_at'), ['started_at'], unique=False)
+
     op.create_table('staff_users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -88,6 +95,7 @@ def upgrade() -> None:
     sa.Column('locked_until', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('password_changed_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("role IN ('reviewer', 'admin')", name=op.f('ck_staff_users_role')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
     sa.UniqueConstraint('email', name=op.f('uq_staff_users_email'))
@@ -117,6 +125,7 @@ def upgrade() -> None:
     sa.Column('amount_threshold_minor', sa.BigInteger(), nullable=True),
     sa.Column('rule_country_mismatch', sa.Boolean(), nullable=False),
     sa.Column('rule_name_mismatch', sa.Boolean(), nullable=False),
+    sa.Column('settings', sa.JSON(), nullable=False),
     sa.Column('created_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_by_label', sa.String(length=254), nullable=False),
@@ -145,6 +154,9 @@ def upgrade() -> None:
     sa.Column('resubmission_count', sa.Integer(), nullable=False),
     sa.Column('resubmission_kinds', sa.JSON(), nullable=True),
     sa.Column('resubmission_message', sa.Text(), nullable=True),
+    sa.Column('proposed_rejection_by_id', sa.Integer(), nullable=True),
+    sa.Column('proposed_rejection_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('declined_reason', sa.Text(), nullable=True),
     sa.Column('legal_hold_reason', sa.Text(), nullable=True),
     sa.Column('legal_hold_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('documents_purged_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
@@ -152,6 +164,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['claimed_by_id'], ['staff_users.id'], name=op.f('fk_verification_cases_claimed_by_id_staff_users')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['staff_users.id'], name=op.f('fk_verification_cases_decided_by_id_staff_users')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_verification_cases_order_id_orders')),
+    sa.ForeignKeyConstraint(['proposed_rejection_by_id'], ['staff_users.id'], name=op.f('fk_verification_cases_proposed_rejection_by_id_staff_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_verification_cases')),
     sa.UniqueConstraint('order_id', name=op.f('uq_verification_cases_order_id'))
     )
@@ -159,10 +172,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_verification_cases_reason'), ['reason'], unique=False)
         batch_op.create_index('ix_verification_cases_status_created', ['status', 'created_at', 'id'], unique=False)
 
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('attempted_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('duration_ms', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['webhook_events.id'], name=op.f('fk_webhook_deliveries_event_id_webhook_events')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_event_id'), ['event_id'], unique=False)
+
     op.create_table('documents',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('upload_id', sa.String(length=32), nullable=False),
     sa.Column('page', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('blob_name', sa.String(length=80), nullable=True),
@@ -175,14 +202,18 @@ def upgrade() -> None:
     sa.Column('byte_size', sa.Integer(), nullable=False),
     sa.Column('quality_warnings', sa.JSON(), nullable=False),
     sa.Column('created_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('erased_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('purged_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('purge_run_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("kind IN ('card_front', 'card_back', 'photo_id', 'proof_of_address')", name=op.f('ck_documents_kind')),
     sa.ForeignKeyConstraint(['case_id'], ['verification_cases.id'], name=op.f('fk_documents_case_id_verification_cases')),
+    sa.ForeignKeyConstraint(['purge_run_id'], ['purge_runs.id'], name=op.f('fk_documents_purge_run_id_purge_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_documents'))
     )
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_documents_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_documents_upload_id'), ['upload_id'], unique=False)
 
     op.create_table('outbox_emails',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -205,6 +236,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_emails_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_emails_status'), ['status'], unique=False)
 
+    op.create_table('quality_reviews',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('first_reviewer_id', sa.Integer(), nullable=True),
+    sa.Column('reviewer_id', sa.Integer(), nullable=True),
+    sa.Column('verdict', sa.String(length=12), nullable=True),
+    sa.Column('agrees', sa.Boolean(), nullable=True),
+    sa.Column('created_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', verifier.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['verification_cases.id'], name=op.f('fk_quality_reviews_case_id_verification_cases')),
+    sa.ForeignKeyConstraint(['first_reviewer_id'], ['staff_users.id'], name=op.f('fk_quality_reviews_first_reviewer_id_staff_users')),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['staff_users.id'], name=op.f('fk_quality_reviews_reviewer_id_staff_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quality_reviews')),
+    sa.UniqueConstraint('case_id', name=op.f('uq_quality_reviews_case_id'))
+    )
     op.create_table('sampling_decisions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -253,16 +299,22 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sampling_decisions_policy_id'))
 
     op.drop_table('sampling_decisions')
+    op.drop_table('quality_reviews')
     with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_emails_status'))
         batch_op.drop_index(batch_op.f('ix_outbox_emails_case_id'))
 
     op.drop_table('outbox_emails')
     with op.batch_alter_table('documents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_documents_upload_id'))
         batch_op.drop_index(batch_op.f('ix_documents_status'))
         batch_op.drop_index(batch_op.f('ix_documents_case_id'))
 
     op.drop_table('documents')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_event_id'))
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('verification_cases', schema=None) as batch_op:
         batch_op.drop_index('ix_verification_cases_status_created')
         batch_op.drop_index(batch_op.f('ix_verification_cases_reason'))
@@ -274,6 +326,10 @@ def downgrade() -> None:
 
     op.drop_table('webhook_events')
     op.drop_table('staff_users')
+    with op.batch_alter_table('purge_runs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_purge_runs_started_at'))
+
+    op.drop_table('purge_runs')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_customer_email'))
         batch_op.drop_index(batch_op.f('ix_orders_created_at'))
@@ -284,6 +340,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_events_action'))
 
     op.drop_table('audit_events')
-    op.drop_table('app_settings')
     op.drop_table('api_keys')
     # ### end Alembic commands ###

@@ -1,0 +1,53 @@
+"""Outboxes for customer emails and shop webhooks: written in the caller's transaction, so a
+crash never loses a message; delivered later by the worker with retries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from verifier.models import OutboxEmail, WebhookEvent
+
+
+def queue_email(
+    session: Session,
+    *,
+    kind: str,
+    to_address: str,
+    subject: str,
+    text_body: str,
+    html_body: str,
+    now: datetime,
+    case_id: int | None = None,
+) -> OutboxEmail:
+    """Add an email to the outbox; it is sent after the caller's transaction commits."""
+    email = OutboxEmail(
+        case_id=case_id,
+        kind=kind,
+        to_address=to_address,
+        subject=subject,
+        text_body=text_body,
+        html_body=html_body,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(email)
+    return email
+
+
+def queue_webhook(
+    session: Session, event_type: str, data: dict[str, Any], *, now: datetime
+) -> WebhookEvent:
+    """Add a webhook event for the shop; its event id makes redelivery idempotent."""
+    event = WebhookEvent(event_type=event_type, payload={}, created_at=now, next_attempt_at=now)
+    session.add(event)
+    session.flush()
+    event.payload = {
+        "id": event.event_id,
+        "type": event_type,
+        "created_at": now.isoformat(),
+        "data": data,
+    }
+    return event
