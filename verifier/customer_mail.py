@@ -1,0 +1,99 @@
+"""Customer emails rendered from templates/email/ without Flask, so domain code can queue them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from verifier.config import PROJECT_ROOT
+from verifier.settings import CARD_OR_ID
+
+if TYPE_CHECKING:
+    from verifier.links import Invitation
+    from verifier.models import Order, VerificationCase
+    from verifier.settings import Settings
+
+SUBJECTS = {
+    "invitation": "Please confirm your order {ref} with {shop}",
+    "reminder": "Reminder: please confirm your order {ref} with {shop}",
+    "resubmission": "One more step for your order {ref} with {shop}",
+}
+
+
+@dataclass(frozen=True)
+class PortalContext:
+    """What emails and links need to know about this installation."""
+
+    base_url: str
+    shop_name: str
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(PROJECT_ROOT / "templates" / "email"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def format_amount(amount_minor: int, currency: str) -> str:
+    return f"{Decimal(amount_minor) / 100:,.2f} {currency}"
+
+
+def requirement_lines(requirement: str) -> list[str]:
+    """The documents asked for, in words a customer understands."""
+    if requirement == CARD_OR_ID:
+        return [
+            "a photo of the front and the back of the card you paid with, or",
+            "a photo ID (driving licence or passport) and a recent proof of address "
+            "(a utility bill or bank statement)",
+        ]
+    return [
+        "a photo of the front and the back of the card you paid with",
+        "a photo ID (driving licence or passport)",
+        "a recent proof of address (a utility bill or bank statement)",
+    ]
+
+
+def render_customer_email(
+    kind: str,
+    *,
+    case: VerificationCase,
+    order: Order,
+    invitation: Invitation,
+    portal: PortalContext,
+    settings: Settings,
+) -> RenderedEmail:
+    """Render the text and HTML parts of an invitation, reminder or resubmission email."""
+    context = {
+        "kind": kind,
+        "shop": portal.shop_name,
+        "reference": order.external_id,
+        "placed_on": f"{order.placed_at:%d %B %Y}",
+        "amount": format_amount(order.amount_minor, order.currency),
+        "customer_name": order.customer_name,
+        "url": invitation.url,
+        "deadline": f"{invitation.expires_at:%d %B %Y, %H:%M} UTC",
+        "requirements": requirement_lines(settings.document_requirement),
+        "resubmission_message": case.resubmission_message or "",
+    }
+    env = _environment()
+    return RenderedEmail(
+        subject=SUBJECTS[kind].format(ref=order.external_id, shop=portal.shop_name),
+        text=env.get_template("customer.txt").render(context),
+        html=env.get_template("customer.html").render(context),
+    )

@@ -1,0 +1,311 @@
+"""Customer portal: exchange a link for a case-scoped session, upload, submit, or decline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+
+import segno
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from verifier.customer_mail import format_amount, requirement_lines
+from verifier.db import get_session
+from verifier.documents import DEFAULT_LIMITS, PipelineLimits, get_default_pool, process_upload
+from verifier.errors import ConflictError, UploadRejected
+from verifier.limits import limiter
+from verifier.links import (
+    EXPIRED_LINK,
+    INVALID,
+    create_handoff_link,
+    link_url,
+    resolve_token,
+)
+from verifier.models import DOCUMENT_KINDS, UploadLink
+from verifier.policies import current_settings
+from verifier.portal.forms import DeclineForm, SubmitForm
+from verifier.settings import REQUIRED_SETS
+from verifier.storage import Keyring, delete_blob, read_blob
+from verifier.submissions import (
+    KIND_LABELS,
+    allowed_kinds,
+    decline_verification,
+    discard_blobs,
+    encrypt_pages,
+    load_case,
+    portal_state,
+    store_upload,
+    submit_documents,
+)
+from verifier.web import wants_json
+
+log = logging.getLogger(__name__)
+bp = Blueprint("portal", __name__)
+
+PORTAL_KEY = "portal"
+# The portal session is short-lived: it is renewed while the customer works, and never
+# outlives the link it came from.
+SESSION_IDLE = timedelta(hours=1)
+UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def pipeline_limits() -> PipelineLimits:
+    return replace(DEFAULT_LIMITS, max_bytes=current_app.config["UPLOAD_MAX_FILE_BYTES"])
+
+
+@bp.before_request
+def _bound_upload_size():
+    # Files are parsed into memory (see web.InMemoryRequest): the cap bounds that memory.
+    request.max_content_length = current_app.config["UPLOAD_MAX_FILE_BYTES"] + UPLOAD_OVERHEAD_BYTES
+
+
+def keyring() -> Keyring:
+    return Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"])
+
+
+@bp.after_request
+def _portal_headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def portal_session_required(view):
+    """Load the case this browser was given by its link, or show how to get back in."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        data = session.get(PORTAL_KEY)
+        now = _now()
+        if not data or data.get("until", 0) < now.timestamp():
+            session.pop(PORTAL_KEY, None)
+            return render_template("portal/session_ended.html"), 403
+        db = get_session()
+        link = db.get(UploadLink, data["link"])
+        if link is None or link.revoked_at is not None or link.case_id != data["case"]:
+            session.pop(PORTAL_KEY, None)
+            return render_template("portal/invalid.html"), 404
+        g.portal_case_id = link.case_id
+        g.portal_link_expires = link.expires_at
+        _renew_portal_session(link)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _renew_portal_session(link: UploadLink) -> None:
+    until = min(_now() + SESSION_IDLE, max(link.expires_at, _now()))
+    session[PORTAL_KEY] = {"case": link.case_id, "link": link.id, "until": until.timestamp()}
+
+
+@bp.get("/u/<token>")
+@limiter.limit("30 per minute")
+def open_link(token: str):
+    """Exchange the emailed token for a portal session; changes nothing in the database."""
+    db = get_session()
+    resolution = resolve_token(db, token, _now())
+    if resolution.outcome == INVALID:
+        return render_template("portal/invalid.html"), 404
+    if resolution.outcome == EXPIRED_LINK:
+        order = resolution.link.case.order
+        return render_template(
+            "portal/expired.html", shop=current_app.config["SHOP_NAME"], reference=order.external_id
+        ), 410
+    session.pop(PORTAL_KEY, None)
+    _renew_portal_session(resolution.link)
+    # 303 to a token-free address: the token leaves the address bar and the history.
+    return redirect(url_for("portal.index"), code=303)
+
+
+@bp.get("/portal/")
+@portal_session_required
+def index():
+    db = get_session()
+    settings = current_settings(db)
+    state = portal_state(db, g.portal_case_id, settings)
+    db.commit()
+    shop = current_app.config["SHOP_NAME"]
+    order = state.order
+    context = {
+        "shop": shop,
+        "state": state,
+        "reference": order.external_id,
+        "placed_on": f"{order.placed_at:%d %B %Y}",
+        "amount": format_amount(order.amount_minor, order.currency),
+        "deadline": g.portal_link_expires,
+    }
+    if not state.open_for_upload:
+        return render_template("portal/status.html", **context)
+    kinds = allowed_kinds(state)
+    required = (
+        [list(state.requested_kinds)]
+        if state.requested_kinds
+        else [sorted(s) for s in REQUIRED_SETS[state.requirement]]
+    )
+    return render_template(
+        "portal/upload.html",
+        required_sets_json=json.dumps(required),
+        uploaded_json=json.dumps(sorted(state.uploaded)),
+        kinds=kinds,
+        labels=KIND_LABELS,
+        requirements=requirement_lines(state.requirement),
+        submit_form=SubmitForm(),
+        max_mb=current_app.config["UPLOAD_MAX_FILE_BYTES"] // (1024 * 1024),
+        **context,
+    )
+
+
+@bp.post("/portal/documents/<kind>")
+@limiter.limit("30 per minute; 300 per hour")
+@portal_session_required
+def upload(kind: str):
+    """Take one file for one document kind: decode and re-encode it, encrypt, record it."""
+    if kind not in DOCUMENT_KINDS:
+        abort(404)
+    case_id = g.portal_case_id
+    db = get_session()
+    settings = current_settings(db)
+    file = request.files.get("file")
+    try:
+        data = file.read() if file is not None else b""
+        if file is None or (not file.filename and not data):
+            raise UploadRejected("Choose a file or take a photo first.", code="no_file")
+        # End the read transaction before the slow part: decoding must not hold a lock.
+        db.commit()
+        processed = process_upload(data, pipeline_limits(), pool=get_default_pool())
+        uploads_dir = current_app.config["UPLOADS_DIR"]
+        blobs = encrypt_pages(processed, uploads_dir=uploads_dir, keyring=keyring())
+        try:
+            docs, stale = store_upload(
+                db, case_id, kind, processed, blobs, settings=settings, now=_now()
+            )
+            db.commit()
+        except Exception:
+            db.rollback()
+            discard_blobs(uploads_dir, [blob for _, blob in blobs])
+            raise
+        for name in stale:
+            delete_blob(uploads_dir, name)
+    except UploadRejected as exc:
+        log.info("upload refused for case %s: %s", case_id, exc.code)
+        status = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413}.get(exc.code, 422)
+        if wants_json():
+            return jsonify({"error": {"code": exc.code, "message": exc.message, "fields": {}}}), (
+                status
+            )
+        flash(f"{KIND_LABELS[kind]}: {exc.message}", "error")
+        return redirect(url_for("portal.index"), code=303)
+    warnings = [w for d in docs for w in d.quality_warnings]
+    if wants_json():
+        return jsonify(
+            {
+                "document": {
+                    "kind": kind,
+                    "pages": len(docs),
+                    "warnings": warnings,
+                    "previews": [url_for("portal.preview", doc_id=d.id) for d in docs],
+                }
+            }
+        ), 201
+    flash(f"{KIND_LABELS[kind]}: received.", "success")
+    for warning in warnings:
+        flash(f"{KIND_LABELS[kind]}: {warning['message']}", "warning")
+    return redirect(url_for("portal.index"), code=303)
+
+
+@bp.get("/portal/documents/<doc_id>/preview")
+@portal_session_required
+def preview(doc_id: str):
+    """The customer's own re-encoded image, for the preview; only documents of this case."""
+    db = get_session()
+    state = portal_state(db, g.portal_case_id, current_settings(db))
+    doc = next((d for docs in state.uploaded.values() for d in docs if d.id == doc_id), None)
+    db.commit()
+    if doc is None or doc.wrapped_key is None:
+        abort(404)
+    data = read_blob(
+        current_app.config["UPLOADS_DIR"], keyring(), doc.id, doc.blob_name, doc.wrapped_key,
+        doc.key_id,
+    )  # fmt: skip
+    response = Response(data, mimetype=doc.content_type)
+    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["Content-Disposition"] = 'inline; filename="preview.jpg"'
+    return response
+
+
+@bp.post("/portal/submit")
+@portal_session_required
+def submit():
+    form = SubmitForm()
+    if not form.validate_on_submit():
+        flash("The form expired. Please try again.", "error")
+        return redirect(url_for("portal.index"), code=303)
+    db = get_session()
+    try:
+        submit_documents(db, g.portal_case_id, settings=current_settings(db), now=_now())
+    except ConflictError as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("portal.index"), code=303)
+    db.commit()
+    # A second click (or a second tab) lands on the same status page: nothing is sent twice.
+    return redirect(url_for("portal.index"), code=303)
+
+
+@bp.route("/portal/decline", methods=["GET", "POST"])
+@portal_session_required
+def decline():
+    form = DeclineForm()
+    db = get_session()
+    if form.validate_on_submit():
+        try:
+            decline_verification(db, g.portal_case_id, form.reason.data or "", now=_now())
+        except ConflictError as exc:
+            db.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("portal.index"), code=303)
+        db.commit()
+        return redirect(url_for("portal.index"), code=303)
+    case = load_case(db, g.portal_case_id)
+    db.commit()
+    return render_template(
+        "portal/decline.html", form=form, shop=current_app.config["SHOP_NAME"],
+        reference=case.order.external_id,
+    )  # fmt: skip
+
+
+@bp.post("/portal/handoff")
+@portal_session_required
+def handoff():
+    """Show a QR code with a short-lived link to continue on a phone, where the camera is."""
+    form = SubmitForm()
+    if not form.validate_on_submit():
+        abort(400)
+    db = get_session()
+    case = load_case(db, g.portal_case_id)
+    token, expires = create_handoff_link(db, case, now=_now())
+    db.commit()
+    url = link_url(current_app.config["BASE_URL"], token)
+    svg = segno.make(url, error="m").svg_inline(scale=6, dark="#14213d", light="#ffffff")
+    qr_src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return render_template("portal/handoff.html", qr_src=qr_src, url=url, expires=expires)
