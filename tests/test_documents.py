@@ -185,7 +185,7 @@ def test_large_pdf_page_is_scaled_to_max_edge() -> None:
 
     [page] = process_upload(out.getvalue()).pages
 
-    assert (page.width, page.height) == (2560, 1920)
+    assert (page.width, page.height) == (2048, 1536)
 
 
 # --- trust bytes, not names ----------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_large_jpeg_is_downscaled_to_max_edge() -> None:
 
     [page] = process_upload(data).pages
 
-    assert (page.width, page.height) == (2560, 1707)
+    assert (page.width, page.height) == (2048, 1365)
 
 
 def test_good_image_has_no_warnings() -> None:
@@ -419,3 +419,21 @@ def test_default_pool_is_shared_and_replaced_after_shutdown() -> None:
 
     assert documents.get_default_pool() is not first
     documents.shutdown()
+
+
+def test_phone_photo_is_decoded_at_half_scale_and_turned_upright() -> None:
+    # 4032x3024 as a phone writes it, held upright (EXIF orientation 6): left half dark.
+    photo = Image.new("RGB", (4032, 3024), "white")
+    photo.paste((0, 0, 0), (0, 0, 2016, 3024))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=85, exif=exif)
+
+    [page] = process_upload(buf.getvalue()).pages
+
+    assert (page.width, page.height) == (1512, 2016)  # half scale, portrait
+    upright = Image.open(io.BytesIO(page.data))
+    # Rotated 90 degrees clockwise: the dark left half is now the top half.
+    assert upright.getpixel((756, 400))[0] < 60 and upright.getpixel((756, 1600))[0] > 200
+    assert not upright.getexif()
