@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import io
+import logging
+import re
+
+from flask import Flask, Request, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -35,7 +39,48 @@ def configure_security_headers(app: Flask) -> None:
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """JSON for the API and for scripts that ask for it (the portal's upload requests)."""
+    if request.path.startswith("/api/"):
+        return True
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]
+
+
+class InMemoryRequest(Request):
+    """Parse uploaded files into memory, never into a temporary file on disk.
+
+    Werkzeug spools uploads over 500 KB to a temporary file by default, which would put a
+    customer's document on disk in plaintext; `max_content_length` bounds the memory used.
+    """
+
+    def _get_file_stream(
+        self, total_content_length, content_type, filename=None, content_length=None
+    ):
+        return io.BytesIO()
+
+
+TOKEN_PATH = re.compile(r"/u/[A-Za-z0-9_-]+")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Keep upload-link tokens out of access logs: /u/<token> is logged as /u/[redacted]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):  # gunicorn's access log passes a mapping of atoms
+            record.args = {k: self._redact(v) for k, v in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(self._redact(a) for a in record.args)
+        record.msg = self._redact(record.msg)
+        return True
+
+    @staticmethod
+    def _redact(value):
+        return TOKEN_PATH.sub("/u/[redacted]", value) if isinstance(value, str) else value
+
+
+def configure_log_redaction() -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        logging.getLogger(name).addFilter(RedactLinkTokens())
 
 
 def json_error(status: int, code: str, message: str, fields: dict | None = None):
