@@ -24,11 +24,13 @@ migrate: install
 	$(BIN)/verifier migrate
 
 demo: migrate
-	$(BIN)/verifier demo
+	VERIFIER_BASE_URL=$${VERIFIER_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/verifier demo
 
 run: system-deps demo
-	@echo "Verifier is starting on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
-	$(BIN)/verifier run --host $(HOST) --port $(PORT) --no-reload
+	@BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+worker: migrate
+	$(BIN)/verifier worker
 
 # Production-style server: gunicorn with several workers (set VERIFIER_* first).
 serve: migrate

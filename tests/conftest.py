@@ -124,3 +124,71 @@ def api_key(app):
 @pytest.fixture
 def auth(api_key):
     return {"Authorization": f"Bearer {api_key}"}
+
+
+# Staff users and sign-in (verifier.auth). Passwords are known so tests sign in for real.
+STAFF_PASSWORDS = {
+    "reviewer@example.test": "reviewer-password-1",
+    "reviewer2@example.test": "reviewer-password-2",
+    "admin@example.test": "admin-password-123",
+}
+
+
+def _make_staff(app, email: str, role: str):
+    from verifier.users import create_user
+
+    session = new_session(app)
+    user = create_user(session, email, role, STAFF_PASSWORDS[email], now=datetime.now(UTC))
+    session.commit()
+    session.close()
+    return user
+
+
+@pytest.fixture
+def reviewer(app):
+    """A signed-up reviewer (password already chosen, no two-factor)."""
+    return _make_staff(app, "reviewer@example.test", "reviewer")
+
+
+@pytest.fixture
+def second_reviewer(app):
+    return _make_staff(app, "reviewer2@example.test", "reviewer")
+
+
+@pytest.fixture
+def admin_user(app):
+    """A signed-up admin; admin two-factor is off in the test app (development default)."""
+    return _make_staff(app, "admin@example.test", "admin")
+
+
+@pytest.fixture
+def login():
+    """`login(client, user, password=None, code=None)` signs in through POST /staff/login
+    (and /staff/login/code when `code` is given) and asserts that it worked."""
+
+    def _login(client, user, password=None, code=None):
+        password = password if password is not None else STAFF_PASSWORDS[user.email]
+        response = client.post("/staff/login", data={"email": user.email, "password": password})
+        if code is not None:
+            assert response.status_code == 302, response.get_data(as_text=True)
+            assert response.headers["Location"].endswith("/staff/login/code")
+            response = client.post("/staff/login/code", data={"code": code})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert "/staff/login" not in response.headers["Location"]
+        with client.session_transaction() as flask_session:
+            assert flask_session.get("_user_id") == str(user.id)
+        return response
+
+    return _login
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """Argon2id with tiny cost parameters: production's (64 MiB, 3 passes) take a third of a
+    second per hash, and sign-in tests hash a lot. Hashes carry their parameters, so this
+    changes speed only."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        "verifier.users._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )

@@ -139,10 +139,14 @@ def test_import_orders_imports_a_large_file(runner, tmp_path, db_session):
     assert db_session.scalar(select(func.count(Order.id))) == 1200
 
 
-def test_demo_seeds_once(runner, db_session):
+def test_demo_seeds_once(runner, client, db_session):
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     assert "admin@demo.test" in first.output and "reviewer@demo.test" in first.output
+    link = first.output.split("Demo customer upload link: ")[1].split()[0]
+    opened = client.get(link[link.index("/u/") :])
+    assert opened.status_code == 303
+    assert b"Please confirm it" in client.get("/portal/").data
     count = db_session.scalar(select(func.count(Order.id)))
     assert count == 300
     second = runner.invoke(args=["demo"])

@@ -42,7 +42,8 @@ def test_resolve_valid_unknown_revoked_and_expired(client, auth, db_session):
     token = _token(create_flagged_order(client, auth))
     now = datetime.now(UTC)
     assert resolve_token(db_session, token, now).outcome == VALID
-    assert resolve_token(db_session, token[:-1] + "A", now).outcome == INVALID
+    forged = token[:-1] + ("B" if token.endswith("A") else "A")
+    assert resolve_token(db_session, forged, now).outcome == INVALID
     assert resolve_token(db_session, "", now).outcome == INVALID
     assert resolve_token(db_session, token, now + timedelta(days=8)).outcome == EXPIRED_LINK
     case = db_session.scalar(select(VerificationCase))
@@ -107,3 +108,35 @@ def test_extend_links_keeps_the_token(client, auth, db_session):
     extend_links(db_session, case, settings=Settings(link_lifetime_days=7), now=now)
     db_session.commit()
     assert resolve_token(db_session, token, now + timedelta(days=6)).outcome == VALID
+
+
+def test_two_workers_expiring_at_once_expire_each_case_once(app, client, auth, db_session):
+    import threading
+
+    from verifier.db import new_session
+
+    flag_everything(db_session)
+    for i in range(6):
+        create_flagged_order(client, auth, f"EXP-{i}")
+    later = datetime.now(UTC) + timedelta(days=8)
+    barrier = threading.Barrier(2)
+    counts = []
+
+    def work():
+        session = new_session(app)
+        barrier.wait()
+        counts.append(expire_overdue_cases(session, now=later))
+        session.commit()
+        session.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(counts) == 6
+    db_session.rollback()
+    expired = db_session.scalars(
+        select(WebhookEvent).where(WebhookEvent.event_type == "case.status_changed")
+    ).all()
+    assert sorted(e.payload["data"]["case_id"] for e in expired) == list(range(1, 7))

@@ -9,11 +9,28 @@ from typing import Any
 from flask import Flask
 
 from verifier import db
+from verifier.admin import bp as admin_bp
+from verifier.admin_settings import bp as settings_bp
+from verifier.admin_webhooks import bp as webhooks_bp
 from verifier.api import bp as api_bp
+from verifier.auth import init_auth
 from verifier.commands import register_commands
 from verifier.config import PROJECT_ROOT, load_config
+from verifier.dashboard_views import bp as dashboard_bp
 from verifier.home import bp as home_bp
-from verifier.web import configure_error_handlers, configure_security_headers, csrf
+from verifier.limits import init_limits
+from verifier.portal import bp as portal_bp
+from verifier.quality_views import bp as quality_bp
+from verifier.retention_views import bp as retention_bp
+from verifier.review_pages import bp as review_bp
+from verifier.staff import bp as staff_bp
+from verifier.web import (
+    InMemoryRequest,
+    configure_error_handlers,
+    configure_log_redaction,
+    configure_security_headers,
+    csrf,
+)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,10 +41,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder="static",
         instance_relative_config=False,
     )
+    app.request_class = InMemoryRequest
     configure_settings(app, test_config)
     configure_logging(app)
     db.init_app(app)
     csrf.init_app(app)
+    init_limits(app)
+    init_auth(app)
     configure_blueprints(app)
     configure_security_headers(app)
     configure_error_handlers(app)
@@ -48,10 +68,20 @@ def configure_logging(app: Flask) -> None:
     logging.basicConfig(
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    configure_log_redaction()
 
 
 def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(quality_bp)
+    app.register_blueprint(review_bp)
+    app.register_blueprint(retention_bp)
+    app.register_blueprint(webhooks_bp)
     # The API authenticates with Bearer keys, not cookies, so it has no CSRF exposure.
     csrf.exempt(api_bp)

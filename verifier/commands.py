@@ -11,19 +11,27 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from verifier.accounts import reset_password, reset_two_factor
 from verifier.apikeys import create_api_key, list_api_keys, revoke_api_key
 from verifier.csvimport import import_orders
-from verifier.db import get_session, migrate
+from verifier.customer_mail import PortalContext
+from verifier.db import get_session, migrate, new_session
 from verifier.demo import DEMO_API_KEY, DEMO_USERS, seed_demo
 from verifier.errors import VerifierError
 from verifier.models import ROLES
-from verifier.policies import create_policy_version
+from verifier.policies import create_policy_version, current_settings
+from verifier.retention import purge_due_documents
 from verifier.sampling import format_rate, parse_rate
-from verifier.users import create_user
+from verifier.users import create_user, find_user
+from verifier.worker import run_worker
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def portal_context() -> PortalContext:
+    return PortalContext(current_app.config["BASE_URL"], current_app.config["SHOP_NAME"])
 
 
 def _fail(exc: VerifierError) -> None:
@@ -148,7 +156,12 @@ def import_orders_command(csv_file: Path) -> None:
     ):
         try:
             report = import_orders(
-                get_session(), fh, rng=random.SystemRandom(), now=_now(), progress=bar.update
+                get_session(),
+                fh,
+                rng=random.SystemRandom(),
+                now=_now(),
+                portal=portal_context(),
+                progress=bar.update,
             )
         except UnicodeDecodeError:
             raise click.ClickException(f"{csv_file} is not UTF-8 text.") from None
@@ -170,7 +183,9 @@ def demo_command() -> None:
     """Seed the demo shop: orders over the past weeks, staff logins, an API key (idempotent)."""
     if current_app.config["ENV_NAME"] == "production":
         raise click.ClickException("The demo data has well-known passwords: not in production.")
-    summary = seed_demo(get_session(), rng=random.SystemRandom(), now=_now())
+    summary = seed_demo(
+        get_session(), rng=random.SystemRandom(), now=_now(), portal=portal_context()
+    )
     click.echo(
         f"Demo data ready ({summary.orders_created} new orders, "
         f"{summary.orders_flagged} of them flagged; {summary.users_created} new staff users)."
@@ -179,3 +194,74 @@ def demo_command() -> None:
     for email, role, password in DEMO_USERS:
         click.echo(f"  {role:<9} {email}  {password}")
     click.echo(f"Demo API key: {DEMO_API_KEY}")
+    if summary.customer_link:
+        click.echo(f"Demo customer upload link: {summary.customer_link}")
+
+
+@commands.command("worker")
+@click.option("--once", is_flag=True, help="Run every job once, print a summary and exit (cron).")
+@with_appcontext
+def worker_command(once: bool) -> None:
+    """Deliver emails and webhooks and run the other timers until SIGTERM (or once)."""
+    if not once:
+        click.echo("Worker running; stop it with Ctrl+C or SIGTERM.")
+    results = run_worker(current_app._get_current_object(), once=once)
+    if once:
+        for result in results:
+            click.echo(result.line())
+        if not all(result.ok for result in results):
+            sys.exit(1)
+
+
+@commands.command("purge")
+@click.option("--dry-run", is_flag=True, help="Print what would go and change nothing.")
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10_000),
+              help="Documents per transaction.")  # fmt: skip
+@with_appcontext
+def purge_command(dry_run: bool, batch: int) -> None:
+    """Destroy documents past their retention period; sweep orphan blobs and temp files."""
+    app = current_app._get_current_object()
+    session = get_session()
+    settings = current_settings(session)
+    session.commit()  # the purge works through sessions of its own
+    try:
+        report = purge_due_documents(
+            lambda: new_session(app), app.config["UPLOADS_DIR"], _now(), settings,
+            dry_run=dry_run, batch=batch, actor="cli",
+        )  # fmt: skip
+    except VerifierError as exc:
+        _fail(exc)
+    for line in report.lines():
+        click.echo(line)
+    if report.failures:
+        sys.exit(1)
+
+
+def _staff_by_email(email: str):
+    user = find_user(get_session(), email.strip())
+    if user is None:
+        raise click.ClickException(f"There is no staff user with email {email}.")
+    return user
+
+
+@commands.command("reset-password")
+@click.argument("email")
+@with_appcontext
+def reset_password_command(email: str) -> None:
+    """Give a staff user a temporary password (printed once), end their sessions, lift a lock."""
+    session = get_session()
+    user, password = reset_password(session, _staff_by_email(email).id, actor=None, now=_now())
+    session.commit()
+    click.echo(f"{user.email} must choose a new password at the next sign-in. Temporary password:")
+    click.echo(password)
+
+
+@commands.command("reset-two-factor")
+@click.argument("email")
+@with_appcontext
+def reset_two_factor_command(email: str) -> None:
+    """Remove a staff user's two-factor sign-in (a lost phone) and end their sessions."""
+    session = get_session()
+    user = reset_two_factor(session, _staff_by_email(email).id, actor=None, now=_now())
+    session.commit()
+    click.echo(f"Two-factor sign-in is off for {user.email}; they can set it up again.")

@@ -8,7 +8,9 @@ import hashlib
 import os
 import secrets
 from collections.abc import Mapping
+from email.utils import parseaddr
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from verifier.errors import ConfigError
 
@@ -39,7 +41,31 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "VERIFIER_API_MAX_BODY_BYTES": ("1048576", "largest accepted API request body"),
     "VERIFIER_UPLOAD_MAX_FILE_BYTES": ("15728640", "largest accepted document file"),
     "VERIFIER_LOG_LEVEL": ("INFO", "Python logging level"),
+    "VERIFIER_MAIL_BACKEND": (
+        "file",
+        "`file` writes each email as an .eml file into instance/outbox/; `smtp` sends it",
+    ),
+    "VERIFIER_SMTP_HOST": ("localhost", "SMTP server (with VERIFIER_MAIL_BACKEND=smtp)"),
+    "VERIFIER_SMTP_PORT": ("587", "SMTP port (465 with VERIFIER_SMTP_SSL=1)"),
+    "VERIFIER_SMTP_USERNAME": ("", "SMTP login; empty sends without logging in"),
+    "VERIFIER_SMTP_PASSWORD": ("", "SMTP password"),
+    "VERIFIER_SMTP_STARTTLS": ("1", "upgrade the connection with STARTTLS before logging in"),
+    "VERIFIER_SMTP_SSL": ("0", "implicit TLS from the first byte (SMTPS); STARTTLS is then unused"),
+    "VERIFIER_SMTP_TIMEOUT": ("30", "seconds before a silent SMTP server counts as a failure"),
+    "VERIFIER_MAIL_FROM": ("Verifier <no-reply@localhost>", "sender of customer emails"),
+    "VERIFIER_WEBHOOK_URL": (
+        "",
+        "where the shop receives signed webhooks; empty records events as `skipped`",
+    ),
+    "VERIFIER_WEBHOOK_SECRET": (
+        "generated into instance/webhook_secret",
+        "HMAC key the shop uses to check `Verifier-Signature`; required in production "
+        "when VERIFIER_WEBHOOK_URL is set",
+    ),
+    "VERIFIER_WEBHOOK_TIMEOUT": ("10", "seconds to wait for the shop's webhook endpoint"),
 }
+
+MAIL_BACKENDS = ("file", "smtp")
 
 
 def _truthy(value: str | None) -> bool:
@@ -71,6 +97,56 @@ def decode_master_key(raw: str, name: str) -> bytes:
 def key_id_for(key: bytes) -> str:
     """A stable, non-secret identifier of a master key, stored beside each wrapped data key."""
     return hashlib.sha256(b"verifier-key-id:" + key).hexdigest()[:16]
+
+
+def _mail_settings(env: Mapping[str, str], production: bool, instance_dir: Path) -> dict:
+    """Customer email delivery: backend, SMTP connection and sender; raises ConfigError."""
+    backend = env.get("VERIFIER_MAIL_BACKEND", "file").strip().lower() or "file"
+    if backend not in MAIL_BACKENDS:
+        raise ConfigError(
+            f"VERIFIER_MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}, got {backend!r}"
+        )
+    host = env.get("VERIFIER_SMTP_HOST", "").strip()
+    if production and backend == "smtp" and not host:
+        raise ConfigError("VERIFIER_MAIL_BACKEND=smtp in production needs VERIFIER_SMTP_HOST")
+    mail_from = env.get("VERIFIER_MAIL_FROM", "").strip() or SETTINGS["VERIFIER_MAIL_FROM"][0]
+    if "@" not in parseaddr(mail_from)[1]:
+        raise ConfigError(f"VERIFIER_MAIL_FROM must hold an email address, got {mail_from!r}")
+    return {
+        "MAIL_BACKEND": backend,
+        "MAIL_OUTBOX_DIR": instance_dir / "outbox",
+        "MAIL_FROM": mail_from,
+        "SMTP_HOST": host or SETTINGS["VERIFIER_SMTP_HOST"][0],
+        "SMTP_PORT": _int_setting(env, "VERIFIER_SMTP_PORT"),
+        "SMTP_USERNAME": env.get("VERIFIER_SMTP_USERNAME", "").strip(),
+        "SMTP_PASSWORD": env.get("VERIFIER_SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _truthy(env.get("VERIFIER_SMTP_STARTTLS", "1")),
+        "SMTP_SSL": _truthy(env.get("VERIFIER_SMTP_SSL", "0")),
+        "SMTP_TIMEOUT": _int_setting(env, "VERIFIER_SMTP_TIMEOUT"),
+    }
+
+
+def _webhook_settings(env: Mapping[str, str], production: bool, instance_dir: Path) -> dict:
+    """Shop webhooks: target URL, signing secret, timeout; raises ConfigError."""
+    url = env.get("VERIFIER_WEBHOOK_URL", "").strip()
+    if url and (urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).hostname):
+        raise ConfigError(f"VERIFIER_WEBHOOK_URL must be an http(s) address, got {url!r}")
+    secret = env.get("VERIFIER_WEBHOOK_SECRET", "").strip()
+    if production and url and not secret:
+        raise ConfigError(
+            "VERIFIER_WEBHOOK_URL is set, so production needs VERIFIER_WEBHOOK_SECRET"
+        )
+    if not secret and not production:
+        secret = _read_or_create_secret(
+            instance_dir / "webhook_secret", lambda: "whsec_" + secrets.token_urlsafe(32)
+        )
+    if secret and len(secret) < 32:
+        raise ConfigError("VERIFIER_WEBHOOK_SECRET must be at least 32 characters")
+    return {
+        "WEBHOOK_URL": url,
+        "WEBHOOK_SECRET": secret,
+        "WEBHOOK_TIMEOUT": _int_setting(env, "VERIFIER_WEBHOOK_TIMEOUT"),
+    }
 
 
 def _read_or_create_secret(path: Path, make: callable) -> str:
@@ -149,4 +225,6 @@ def load_config(env: Mapping[str, str] | None = None) -> dict:
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        **_mail_settings(env, production, instance_dir),
+        **_webhook_settings(env, production, instance_dir),
     }

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from verifier.customer_mail import PortalContext
 from verifier.errors import ConflictError, ValidationError
 from verifier.orderdata import ADDRESS_FIELDS, parse_order
 from verifier.orders import submit_order
@@ -88,6 +89,7 @@ def import_orders(
     *,
     rng: random.Random,
     now: datetime,
+    portal: PortalContext,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> ImportReport:
     """Import every valid line; a bad line is reported and leaves nothing behind. Commits."""
@@ -105,7 +107,7 @@ def import_orders(
         try:
             data = parse_order(row_to_payload(row), now)
             with session.begin_nested():
-                result = submit_order(session, data, source="csv", rng=rng, now=now)
+                result = submit_order(session, data, source="csv", rng=rng, now=now, portal=portal)
         except ValidationError as exc:
             detail = "; ".join(f"{column_for(k)}: {v}" for k, v in exc.fields.items())
             report.errors.append((line, detail or exc.message))

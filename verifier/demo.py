@@ -10,9 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.apikeys import hash_key
-from verifier.models import ApiKey, Order
+from verifier.customer_mail import PortalContext
+from verifier.links import active_expiry, create_link, link_url
+from verifier.models import AWAITING_DOCUMENTS, ApiKey, Order, VerificationCase
 from verifier.orderdata import parse_order
 from verifier.orders import submit_order
+from verifier.policies import create_policy_version, current_policy
 from verifier.users import create_user, find_user
 
 # Well-known demo credentials: `verifier demo` refuses to run in production.
@@ -83,6 +86,7 @@ class DemoSummary:
     api_key_created: bool
     orders_created: int
     orders_flagged: int
+    customer_link: str | None = None
 
 
 def demo_order_payload(index: int, rng: random.Random, now: datetime) -> dict:
@@ -114,7 +118,9 @@ def demo_order_payload(index: int, rng: random.Random, now: datetime) -> dict:
     }  # fmt: skip
 
 
-def seed_demo(session: Session, *, rng: random.Random, now: datetime) -> DemoSummary:
+def seed_demo(
+    session: Session, *, rng: random.Random, now: datetime, portal: PortalContext
+) -> DemoSummary:
     """Create what is missing of the demo shop; running it again changes nothing. Commits."""
     users_created = 0
     for email, role, password in DEMO_USERS:
@@ -130,12 +136,44 @@ def seed_demo(session: Session, *, rng: random.Random, now: datetime) -> DemoSum
 
     created = flagged = 0
     if session.scalar(select(Order.id).where(Order.external_id == "DEMO-10001")) is None:
+        if current_policy(session).version == 1:
+            # The demo shop checks 10 % at random, and every large or cross-border order.
+            create_policy_version(
+                session,
+                changes={"rate_bp": 1000, "amount_threshold_minor": 90_000,
+                         "rule_country_mismatch": True},
+                reason="Demo shop: 10 % at random, orders of 900 EUR or more, and orders "
+                "shipped abroad",
+                actor_label="demo", actor_id=None, now=now - timedelta(days=29),
+            )  # fmt: skip
         data_rng = random.Random(20261123)  # same demo shop every time
         for index in range(DEMO_ORDER_COUNT):
             payload = demo_order_payload(index, data_rng, now)
             data = parse_order(payload, now)
-            result = submit_order(session, data, source="demo", rng=rng, now=data.placed_at)
+            result = submit_order(
+                session, data, source="demo", rng=rng, now=data.placed_at, portal=portal
+            )
             created += int(result.created)
             flagged += int(result.order.decision.flagged)
         session.commit()
-    return DemoSummary(users_created, key_created, created, flagged)
+    link = demo_customer_link(session, portal=portal, now=now)
+    session.commit()
+    return DemoSummary(users_created, key_created, created, flagged, link)
+
+
+def demo_customer_link(session: Session, *, portal: PortalContext, now: datetime) -> str | None:
+    """A working customer link to the newest demo case still waiting for documents.
+
+    Tokens are stored only as hashes, so each call makes a new link to print.
+    """
+    case = session.scalar(
+        select(VerificationCase)
+        .join(VerificationCase.order)
+        .where(VerificationCase.status == AWAITING_DOCUMENTS, Order.source == "demo")
+        .order_by(VerificationCase.created_at.desc())
+        .limit(1)
+    )
+    if case is None:
+        return None
+    expires_at = max(active_expiry(session, case.id) or now, now + timedelta(days=7))
+    return link_url(portal.base_url, create_link(session, case, expires_at=expires_at, now=now))

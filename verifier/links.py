@@ -200,6 +200,8 @@ def send_due_reminders(
         .options(selectinload(UploadLink.case).selectinload(VerificationCase.order))
         .order_by(UploadLink.id)
         .limit(200)
+        # Several workers may run this at once: each link is reminded by one of them.
+        .with_for_update(skip_locked=True, of=UploadLink)
     ).all()
     sent_cases: set[int] = set()
     for link in due:
@@ -238,6 +240,7 @@ def expire_overdue_cases(session: Session, *, now: datetime) -> int:
         .options(selectinload(VerificationCase.order).selectinload(Order.decision))
         .order_by(VerificationCase.id)
         .limit(500)
+        .with_for_update(skip_locked=True, of=VerificationCase)
     ).all()
     for case in cases:
         change_status(session, case, EXPIRED, actor_type="system", actor_id=None, now=now)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -109,6 +110,8 @@ class StaffUser(Base):
     # Bumped by logout-everywhere, deactivation and password change: old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 section 5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -162,6 +165,10 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # Kept by the database, for the review queue's case-insensitive prefix search.
+    external_id_lower: Mapped[str] = mapped_column(
+        String(100), Computed("lower(external_id)", persisted=True), index=True
+    )
     # SHA-256 of the normalised payload: a resend is compared by this, never re-drawn.
     payload_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(8))
@@ -206,6 +213,9 @@ class VerificationCase(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {_in(CASE_STATES)}", name="status"),
         Index("ix_verification_cases_status_created", "status", "created_at", "id"),
+        # Review queue keyset pages: "all states" by creation, "decided" by last change.
+        Index("ix_verification_cases_created", "created_at", "id"),
+        Index("ix_verification_cases_updated", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

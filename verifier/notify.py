@@ -1,5 +1,6 @@
 """Outboxes for customer emails and shop webhooks: written in the caller's transaction, so a
-crash never loses a message; delivered later by the worker with retries."""
+crash never loses a message; delivered later by the worker with retries (verifier.mail,
+verifier.webhooks, `verifier worker`)."""
 
 from __future__ import annotations
 

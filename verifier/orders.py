@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,17 +12,22 @@ from sqlalchemy.orm import Session, selectinload
 
 from verifier.audit import record_event
 from verifier.cases import open_case
+from verifier.customer_mail import PortalContext
 from verifier.errors import ConflictError
-from verifier.models import CLEARED, Order, SamplingDecision
+from verifier.links import Invitation, invite_customer
+from verifier.models import APPROVED, CLEARED, Order, SamplingDecision, VerificationCase
 from verifier.orderdata import OrderInput
 from verifier.policies import as_sampler_policy, current_policy
 from verifier.sampling import OrderFacts, draw_sample
+from verifier.settings import settings_from
 
 
 @dataclass(frozen=True)
 class IntakeResult:
     order: Order
     created: bool
+    # The customer's link, known only when this call opened the case (its token is not stored).
+    invitation: Invitation | None = None
 
 
 def get_order(session: Session, external_id: str) -> Order | None:
@@ -36,6 +41,25 @@ def get_order(session: Session, external_id: str) -> Order | None:
 def order_status(order: Order) -> str:
     """The lifecycle status: `cleared` when not flagged, otherwise the case's state."""
     return order.case.status if order.case is not None else CLEARED
+
+
+def approved_recently(
+    session: Session, *, email: str, card_last4: str, since: datetime, before: datetime
+) -> bool:
+    """Whether this customer (same email and card last four) had a case approved in the window."""
+    found = session.scalar(
+        select(VerificationCase.id)
+        .join(Order, VerificationCase.order_id == Order.id)
+        .where(
+            Order.customer_email == email,
+            Order.card_last4 == card_last4,
+            VerificationCase.status == APPROVED,
+            VerificationCase.decided_at >= since,
+            VerificationCase.decided_at <= before,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def _existing(session: Session, data: OrderInput) -> IntakeResult | None:
@@ -57,11 +81,13 @@ def submit_order(
     source: str,
     rng: random.Random,
     now: datetime,
+    portal: PortalContext,
     actor_id: str | None = None,
 ) -> IntakeResult:
     """Store a new order with its sampling decision, or return the stored one unchanged.
 
-    Raises ConflictError when the external id exists with a different payload. Flushes only.
+    A flagged order gets a case, a link and an invitation email in the outbox. Raises
+    ConflictError when the external id exists with a different payload. Flushes only.
     """
     found = _existing(session, data)
     if found is not None:
@@ -74,7 +100,15 @@ def submit_order(
         customer_name=data.customer_name,
         cardholder_name=data.cardholder_name,
     )
-    decision = draw_sample(as_sampler_policy(policy_row), facts, rng)
+    exemption_days = settings_from(policy_row.settings).repeat_exemption_days
+    repeat_exempt = exemption_days is not None and approved_recently(
+        session,
+        email=data.customer_email,
+        card_last4=data.card_last4,
+        since=now - timedelta(days=exemption_days),
+        before=now,
+    )
+    decision = draw_sample(as_sampler_policy(policy_row), facts, rng, repeat_exempt=repeat_exempt)
     try:
         with session.begin_nested():
             order = Order(
@@ -124,6 +158,10 @@ def submit_order(
                  "policy_version": decision.policy_version},
         now=now,
     )  # fmt: skip
+    invitation = None
     if decision.flagged:
-        open_case(session, order, decision.reason, now)
-    return IntakeResult(order, created=True)
+        case = open_case(session, order, decision.reason, now)
+        invitation = invite_customer(
+            session, case, portal=portal, settings=settings_from(policy_row.settings), now=now
+        )
+    return IntakeResult(order, created=True, invitation=invitation)

@@ -14,6 +14,8 @@ from verifier.sampling import DEFAULT_RATE_BP, Policy, format_rate
 from verifier.settings import Settings, settings_from, validate_settings
 
 INITIAL_REASON = "Initial default policy"
+# Each failed attempt means another edit was saved first, so this bounds concurrent editors.
+VERSION_ATTEMPTS = 20
 
 
 def current_policy(session: Session) -> SamplingPolicy:
@@ -71,7 +73,7 @@ def create_policy_version(
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"unknown policy fields: {sorted(unknown)}")
-    for _attempt in range(5):
+    for _attempt in range(VERSION_ATTEMPTS):
         base = current_policy(session)
         next_version = (session.scalar(select(func.max(SamplingPolicy.version))) or 0) + 1
         fields = {
@@ -108,8 +110,9 @@ def create_policy_version(
                 "reason": reason,
                 "rate": format_rate(policy.rate_bp),
                 "previous_version": base.version,
+                "changed": sorted((set(changes) - {"settings"}) | set(changes.get("settings", {}))),
             },
             now=now,
         )
         return policy
-    raise RuntimeError("could not allocate a policy version after 5 attempts")
+    raise RuntimeError(f"could not allocate a policy version after {VERSION_ATTEMPTS} attempts")

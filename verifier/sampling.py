@@ -17,7 +17,10 @@ RULE_COUNTRY = "country_mismatch"
 RULE_NAME = "cardholder_name_mismatch"
 REASON_RANDOM = "random"
 REASON_NOT_SELECTED = "not_selected"
+# A customer approved recently (same email and card last four) is not drawn at random again.
+REASON_REPEAT_EXEMPT = "repeat_customer_exempt"
 RULE_NAMES = (RULE_AMOUNT, RULE_COUNTRY, RULE_NAME)
+DECISION_REASONS = (REASON_RANDOM, REASON_NOT_SELECTED, REASON_REPEAT_EXEMPT, *RULE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,14 @@ def matched_rules(policy: Policy, order: OrderFacts) -> tuple[str, ...]:
     return tuple(matched)
 
 
-def draw_sample(policy: Policy, order: OrderFacts, rng: random.Random) -> Decision:
+def draw_sample(
+    policy: Policy, order: OrderFacts, rng: random.Random, *, repeat_exempt: bool = False
+) -> Decision:
     """Decide whether an order goes to review; the draw is always taken, so it can be audited.
 
-    Production passes `random.SystemRandom()`; tests pass a seeded `random.Random`.
+    `repeat_exempt` (the caller found a recent approval of this customer) spares the order the
+    random draw only: a rule still forces review. Production passes `random.SystemRandom()`;
+    tests pass a seeded `random.Random`.
     """
     if not 0 <= policy.rate_bp <= DRAW_SPACE:
         raise ValueError(f"rate_bp out of range: {policy.rate_bp}")
@@ -116,6 +123,8 @@ def draw_sample(policy: Policy, order: OrderFacts, rng: random.Random) -> Decisi
     rules = matched_rules(policy, order)
     if rules:
         reason, flagged = rules[0], True
+    elif repeat_exempt:
+        reason, flagged = REASON_REPEAT_EXEMPT, False
     elif draw < policy.rate_bp:
         reason, flagged = REASON_RANDOM, True
     else:

@@ -55,20 +55,38 @@ def find_user(session: Session, email: str) -> StaffUser | None:
 
 
 def create_user(
-    session: Session, email: str, role: str, password: str, *, now: datetime, actor: str = "cli"
+    session: Session,
+    email: str,
+    role: str,
+    password: str,
+    *,
+    now: datetime,
+    actor: str | int = "cli",
+    actor_type: str = "cli",
+    must_change_password: bool = False,
 ) -> StaffUser:
-    """Add a staff user; raises ValidationError for bad input, ConflictError if the email exists."""
+    """Add a staff user; raises ValidationError for bad input, ConflictError if the email exists.
+
+    `must_change_password` (an invitation's temporary password) leaves password_changed_at
+    empty, which sends the user to the password page at the first sign-in.
+    """
     email = normalise_email(email)
     if role not in ROLES:
         raise ValidationError(f"Role must be one of {', '.join(ROLES)}.", {"role": "Unknown role."})
     check_password_strength(password)
     if find_user(session, email) is not None:
         raise ConflictError(f"A staff user with email {email} already exists.")
-    user = StaffUser(email=email, role=role, password_hash=hash_password(password), created_at=now)
+    user = StaffUser(
+        email=email,
+        role=role,
+        password_hash=hash_password(password),
+        created_at=now,
+        password_changed_at=None if must_change_password else now,
+    )
     session.add(user)
     session.flush()
     record_event(
-        session, "staff.created", actor_type="cli", actor_id=actor, target_type="staff",
+        session, "staff.created", actor_type=actor_type, actor_id=actor, target_type="staff",
         target_id=user.id, details={"email": email, "role": role}, now=now,
     )  # fmt: skip
     return user

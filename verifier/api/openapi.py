@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verifier.sampling import RULE_NAMES
+from verifier.sampling import DECISION_REASONS
 
 _address = {
     "type": "object",
@@ -73,7 +73,7 @@ _order_out = {
             "type": "object",
             "properties": {
                 "flagged": {"type": "boolean"},
-                "reason": {"type": "string", "enum": ["random", "not_selected", *RULE_NAMES]},
+                "reason": {"type": "string", "enum": list(DECISION_REASONS)},
                 "rules_matched": {"type": "array", "items": {"type": "string"}},
                 "policy_version": {"type": "integer"},
                 "rate_percent": {"type": "string"},
@@ -91,6 +91,12 @@ _order_out = {
                         "status": {"type": "string"},
                         "opened_at": {"type": "string", "format": "date-time"},
                         "decided_at": {"type": ["string", "null"], "format": "date-time"},
+                        "upload_url": {
+                            "type": ["string", "null"],
+                            "description": "The customer's upload link; only in the response "
+                            "that opened the case (201), null afterwards.",
+                        },
+                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
             ]
@@ -116,6 +122,76 @@ _error = {
 }  # fmt: skip
 
 
+_hold = {
+    "type": "object",
+    "required": ["external_id", "case_id", "held", "reason", "held_since", "documents_purged_at"],
+    "properties": {
+        "external_id": {"type": "string"},
+        "case_id": {"type": "integer"},
+        "held": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+        "held_since": {"type": ["string", "null"], "format": "date-time"},
+        "documents_purged_at": {
+            "type": ["string", "null"], "format": "date-time",
+            "description": "Set when the documents were already destroyed: a hold keeps "
+                           "what is left, it cannot bring documents back.",
+        },
+    },
+}  # fmt: skip
+
+_hold_reason = {
+    "type": "object",
+    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+}
+
+
+def _hold_paths(unauthorized: dict) -> dict:
+    path_param = {"name": "external_id", "in": "path", "required": True,
+                  "schema": {"type": "string"}}  # fmt: skip
+    common = {
+        "401": unauthorized,
+        "404": _resp("No order with that external_id."),
+        "409": _resp("The order was not sampled: it has no verification case (no_case)."),
+    }
+    return {
+        "post": {
+            "operationId": "holdOrder",
+            "summary": "Put the order's case on legal hold (for example a chargeback).",
+            "description": "The purge keeps the case's documents and the order's details until "
+            "the hold is released, and erasure requests are refused meanwhile. Sending it "
+            "again keeps the hold and replaces the reason.",
+            "parameters": [path_param],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": _hold_reason | {"required": ["reason"]}}
+                },
+            },
+            "responses": {
+                "200": _resp("The case is on hold.", "Hold"),
+                **common,
+                "422": _resp("The reason is missing, empty or longer than 500 characters."),
+            },
+        },
+        "delete": {
+            "operationId": "releaseOrderHold",
+            "summary": "Release the order's legal hold; retention applies again.",
+            "description": "Idempotent: releasing a case that is not held answers 200 with "
+            'held false. An optional JSON body {"reason": ...} is kept in the audit log.',
+            "parameters": [path_param],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _hold_reason}},
+            },
+            "responses": {
+                "200": _resp("The hold is released (or there was none).", "Hold"),
+                **common,
+                "422": _resp("The reason given is empty or longer than 500 characters."),
+            },
+        },
+    }
+
+
 def _resp(description: str, schema: str = "Error") -> dict:
     return {
         "description": description,
@@ -136,7 +212,12 @@ def openapi_document() -> dict:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"OrderIn": _order_in, "Order": _order_out, "Error": _error},
+            "schemas": {
+                "OrderIn": _order_in,
+                "Order": _order_out,
+                "Hold": _hold,
+                "Error": _error,
+            },
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -183,6 +264,7 @@ def openapi_document() -> dict:
                     },
                 }
             },
+            "/orders/{external_id}/hold": _hold_paths(unauthorized),
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",

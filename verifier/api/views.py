@@ -10,8 +10,11 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from verifier.api.openapi import openapi_document
 from verifier.apikeys import authenticate_api_key
+from verifier.customer_mail import PortalContext
 from verifier.db import get_session
 from verifier.errors import NotFoundError
+from verifier.holds import hold_body, hold_order, release_order_hold
+from verifier.links import active_expiry
 from verifier.orderdata import EXTERNAL_ID_RE, parse_order
 from verifier.orders import get_order, order_status, submit_order
 from verifier.sampling import format_rate
@@ -52,8 +55,11 @@ def require_api_key(view):
     return wrapped
 
 
-def order_body(order) -> dict:
-    """The JSON representation of an order's status and sampling decision."""
+def order_body(session, order, invitation=None) -> dict:
+    """The JSON representation of an order's status and sampling decision.
+
+    `upload_url` is only known in the response that opened the case: only its hash is kept.
+    """
     decision = order.decision
     case = order.case
     body = {
@@ -77,8 +83,16 @@ def order_body(order) -> dict:
             "status": case.status,
             "opened_at": case.created_at.isoformat(),
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
+            "upload_url": invitation.url if invitation else None,
+            "expires_at": _iso(
+                invitation.expires_at if invitation else active_expiry(session, case.id)
+            ),
         }
     return body
+
+
+def _iso(value):
+    return value.isoformat() if value else None
 
 
 @bp.post("/orders")
@@ -96,11 +110,19 @@ def create_order():
     now = datetime.now(UTC)
     data = parse_order(payload, now)
     session = get_session()
+    portal = PortalContext(current_app.config["BASE_URL"], current_app.config["SHOP_NAME"])
     result = submit_order(
-        session, data, source="api", rng=_system_random, now=now, actor_id=str(g.api_key.id)
+        session,
+        data,
+        source="api",
+        rng=_system_random,
+        now=now,
+        portal=portal,
+        actor_id=str(g.api_key.id),
     )
+    body = order_body(session, result.order, result.invitation)
     session.commit()
-    response = jsonify(order_body(result.order))
+    response = jsonify(body)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
     return response
@@ -111,12 +133,50 @@ def create_order():
 def read_order(external_id: str):
     session = get_session()
     order = get_order(session, external_id) if EXTERNAL_ID_RE.match(external_id) else None
-    session.commit()  # keeps the key's last_used_at
     if order is None:
+        session.commit()  # keeps the key's last_used_at
         raise NotFoundError(f"No order with external_id {external_id!r}.")
-    return jsonify(order_body(order))
+    body = order_body(session, order)
+    session.commit()
+    return jsonify(body)
 
 
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())
+
+
+def _hold_reason():
+    """The optional JSON body's "reason"; None when there is no JSON body."""
+    if not request.get_data():
+        return None
+    payload = request.get_json(silent=True)
+    return payload.get("reason") if isinstance(payload, dict) else ""
+
+
+@bp.post("/orders/<external_id>/hold")
+@require_api_key
+def hold_order_view(external_id: str):
+    """Put the order's case on legal hold (a chargeback): purge keeps its evidence."""
+    if not EXTERNAL_ID_RE.match(external_id):
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    session = get_session()
+    case = hold_order(session, external_id, _hold_reason(), actor_type="api",
+                      actor_id=str(g.api_key.id), now=datetime.now(UTC))  # fmt: skip
+    body = hold_body(case)
+    session.commit()
+    return jsonify(body)
+
+
+@bp.delete("/orders/<external_id>/hold")
+@require_api_key
+def release_order_hold_view(external_id: str):
+    """Release the order's legal hold; retention applies again from the next purge."""
+    if not EXTERNAL_ID_RE.match(external_id):
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    session = get_session()
+    case = release_order_hold(session, external_id, _hold_reason(), actor_type="api",
+                              actor_id=str(g.api_key.id), now=datetime.now(UTC))  # fmt: skip
+    body = hold_body(case)
+    session.commit()
+    return jsonify(body)

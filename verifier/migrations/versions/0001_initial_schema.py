@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:21:52.815074
+Create Date: 2026-11-23 18:26:45.047670
 """
 
 from alembic import op
@@ -47,6 +47,7 @@ def upgrade() -> None:
     op.create_table('orders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('external_id', sa.String(length=100), nullable=False),
+    sa.Column('external_id_lower', sa.String(length=100), sa.Computed('lower(external_id)', persisted=True), nullable=False),
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
     sa.Column('source', sa.String(length=8), nullable=False),
     sa.Column('placed_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
@@ -68,6 +69,7 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_orders_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_customer_email'), ['customer_email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_orders_external_id_lower'), ['external_id_lower'], unique=False)
 
     op.create_table('purge_runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -91,6 +93,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('session_version', sa.Integer(), nullable=False),
     sa.Column('totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', verifier.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', verifier.models.UTCDateTime(timezone=True), nullable=False),
@@ -169,8 +172,10 @@ def upgrade() -> None:
     sa.UniqueConstraint('order_id', name=op.f('uq_verification_cases_order_id'))
     )
     with op.batch_alter_table('verification_cases', schema=None) as batch_op:
+        batch_op.create_index('ix_verification_cases_created', ['created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_verification_cases_reason'), ['reason'], unique=False)
         batch_op.create_index('ix_verification_cases_status_created', ['status', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_verification_cases_updated', ['updated_at', 'id'], unique=False)
 
     op.create_table('webhook_deliveries',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -316,8 +321,10 @@ def downgrade() -> None:
 
     op.drop_table('webhook_deliveries')
     with op.batch_alter_table('verification_cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_verification_cases_updated')
         batch_op.drop_index('ix_verification_cases_status_created')
         batch_op.drop_index(batch_op.f('ix_verification_cases_reason'))
+        batch_op.drop_index('ix_verification_cases_created')
 
     op.drop_table('verification_cases')
     op.drop_table('sampling_policies')
@@ -331,6 +338,7 @@ def downgrade() -> None:
 
     op.drop_table('purge_runs')
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_orders_external_id_lower'))
         batch_op.drop_index(batch_op.f('ix_orders_customer_email'))
         batch_op.drop_index(batch_op.f('ix_orders_created_at'))
 

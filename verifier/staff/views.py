@@ -1,0 +1,246 @@
+"""Staff pages: sign in (password, then TOTP when enrolled), sign out, password, two-factor.
+
+GET/POST /staff/login        email and password
+GET/POST /staff/login/code   the TOTP code, for users who enrolled
+POST     /staff/logout       ends every session of the user
+GET/POST /staff/password     change the password (ends the user's other sessions)
+GET/POST /staff/two-factor   enrol or remove TOTP
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from markupsafe import Markup
+
+from verifier import totp
+from verifier.accounts import change_password, disable_two_factor, enable_two_factor
+from verifier.auth import (
+    current_staff,
+    default_landing,
+    end_staff_session,
+    keep_staff_session,
+    safe_next,
+    staff_required,
+    start_staff_session,
+)
+from verifier.db import get_session
+from verifier.errors import ValidationError, VerifierError
+from verifier.limits import limiter
+from verifier.logins import (
+    SignInFailed,
+    check_code_step,
+    check_password_step,
+    complete_sign_in,
+    needs_code,
+    sign_out,
+)
+from verifier.staff.forms import (
+    CodeForm,
+    DisableTwoFactorForm,
+    EnableTwoFactorForm,
+    LoginForm,
+    PasswordForm,
+    apply_domain_errors,
+)
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+PENDING_KEY = "staff_pending"  # password step passed, waiting for the TOTP code
+PENDING_SECONDS = 300
+ENROL_KEY = "staff_totp_enrol"  # the secret being enrolled, until a code confirms it
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _after_sign_in(user, requested: str | None):
+    start_staff_session(user)
+    if user.password_changed_at is None:
+        flash("Welcome. Choose your own password to finish signing in.", "info")
+        return redirect(url_for(".password"))
+    return redirect(safe_next(requested) or default_landing(user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    user = current_staff()
+    if user is not None:
+        return redirect(safe_next(request.args.get("next")) or default_landing(user))
+    form = LoginForm(next=safe_next(request.args.get("next")))
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template("staff/login.html", form=form), status
+    db = get_session()
+    now = _now()
+    try:
+        user = check_password_step(
+            db, form.email.data, form.password.data, now=now, ip=request.remote_addr
+        )
+    except SignInFailed as exc:
+        db.commit()  # the failed attempt, and any lock, are kept
+        return render_template("staff/login.html", form=form, error=exc.message), 422
+    if needs_code(user):
+        session[PENDING_KEY] = {
+            "uid": user.id,
+            "sv": user.session_version,
+            "at": int(now.timestamp()),
+            "next": safe_next(form.next.data),
+        }
+        return redirect(url_for(".login_code"))
+    complete_sign_in(db, user, now=now, ip=request.remote_addr)
+    db.commit()
+    return _after_sign_in(user, form.next.data)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login_code():
+    pending = session.get(PENDING_KEY)
+    now = _now()
+    if not pending or now.timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        session.pop(PENDING_KEY, None)
+        flash("Sign in again: the code step waits five minutes at most.", "info")
+        return redirect(url_for(".login"))
+    form = CodeForm()
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template("staff/login_code.html", form=form), status
+    db = get_session()
+    try:
+        user = check_code_step(
+            db, pending["uid"], pending["sv"], form.code.data, now=now, ip=request.remote_addr
+        )
+    except SignInFailed as exc:
+        db.commit()
+        if exc.code == "wrong_code":
+            form.code.errors = [exc.message]
+            return render_template("staff/login_code.html", form=form), 422
+        session.pop(PENDING_KEY, None)
+        return render_template("staff/login.html", form=LoginForm(), error=exc.message), 422
+    complete_sign_in(db, user, now=now, ip=request.remote_addr)
+    db.commit()
+    return _after_sign_in(user, pending.get("next"))
+
+
+@bp.post("/logout")
+def logout():
+    user = current_staff()
+    if user is not None:
+        db = get_session()
+        sign_out(db, user, now=_now())
+        db.commit()
+    end_staff_session()
+    flash("You are signed out.", "success")
+    return redirect(url_for(".login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@staff_required
+def password():
+    user = current_staff()
+    form = PasswordForm()
+    forced = user.password_changed_at is None
+    errors: list[str] = []
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            change_password(
+                db, user, form.current_password.data, form.new_password.data, now=_now()
+            )
+        except ValidationError as exc:
+            errors = apply_domain_errors(form, exc)
+        else:
+            db.commit()
+            keep_staff_session(user)
+            flash("Your password is changed. Any other session of yours is signed out.", "success")
+            return redirect(default_landing(user))
+    status = 422 if request.method == "POST" else 200
+    return render_template("staff/password.html", form=form, forced=forced, errors=errors), status
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@staff_required
+def two_factor():
+    user = current_staff()
+    if user.totp_secret:
+        return _two_factor_on(user)
+    return _two_factor_off(user)
+
+
+def _two_factor_on(user):
+    form = DisableTwoFactorForm()
+    must_keep = current_app.config["REQUIRE_ADMIN_2FA"] and user.role == "admin"
+    errors: list[str] = []
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            disable_two_factor(
+                db, user, form.password.data, now=_now(),
+                admins_need_it=current_app.config["REQUIRE_ADMIN_2FA"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            errors = apply_domain_errors(form, exc)
+        except VerifierError as exc:
+            errors = [exc.message]
+        else:
+            db.commit()
+            keep_staff_session(user)
+            flash("Two-factor sign-in is off.", "success")
+            return redirect(url_for(".two_factor"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "staff/two_factor.html", enabled=True, form=form, must_keep=must_keep, errors=errors
+    ), status
+
+
+def _two_factor_off(user):
+    # The secret waits in the signed session until a code confirms the app holds it; it is
+    # shown on this page anyway, and only the confirmed one is written to the database.
+    secret = session.get(ENROL_KEY) or totp.new_secret()
+    session[ENROL_KEY] = secret
+    form = EnableTwoFactorForm()
+    errors: list[str] = []
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            enable_two_factor(db, user, secret, form.code.data, now=_now())
+        except ValidationError as exc:
+            errors = apply_domain_errors(form, exc)
+        else:
+            db.commit()
+            session.pop(ENROL_KEY, None)
+            keep_staff_session(user)
+            flash(
+                "Two-factor sign-in is on. You will be asked for a code at each sign-in.", "success"
+            )
+            return redirect(default_landing(user))
+    issuer = f"Verifier ({current_app.config['SHOP_NAME']})"
+    uri = totp.provisioning_uri(secret, user.email, issuer)
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "staff/two_factor.html",
+        enabled=False,
+        form=form,
+        errors=errors,
+        qr=Markup(totp.qr_svg(uri, "QR code for your authenticator app")),  # noqa: S704 (segno's own SVG)
+        secret=totp.format_secret(secret),
+    ), status
