@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install system-deps migrate demo run serve worker test test-sqlite test-postgres lint format bench clean
+.PHONY: install system-deps migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,7 +59,12 @@ format: install
 	$(BIN)/ruff check --fix verifier tests bench wsgi.py
 
 bench: install system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.upload
+	$(BIN)/python -m bench.queue
+
+# Refresh README's screenshots from the real pages (the browser tests take them).
+screenshots: install system-deps
+	VERIFIER_UPDATE_SCREENSHOTS=1 env -u VERIFIER_TEST_DATABASE_URL $(BIN)/python -m pytest -m browser -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -26,9 +26,10 @@ def _versions(db_session) -> int:
 
 
 @pytest.fixture
-def admin_client(client, admin_user, login):
+def admin_client(client, admin_user, login, db_session):
+    current_policy(db_session)  # version 1, as the first order or save would create it
+    db_session.commit()
     login(client, admin_user)
-    client.get("/admin/settings/")  # policy version 1 exists from the first visit on
     return client
 
 

@@ -36,7 +36,6 @@ def edit():
     policy = current_policy(session)
     form = SettingsForm()
     form.fill(policy_values(policy), policy.version)
-    session.commit()  # version 1 is created on first use in an empty database
     return render_template("settings/edit.html", form=form, policy=policy)
 
 
@@ -93,7 +92,6 @@ def history():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     entries = policy_history(session, page=page, per_page=HISTORY_PAGE_SIZE)
     total = count_versions(session)
-    session.commit()
     return render_template(
         "settings/history.html",
         entries=entries,

@@ -22,6 +22,7 @@ from verifier.models import ROLES
 from verifier.policies import create_policy_version, current_settings
 from verifier.retention import purge_due_documents
 from verifier.sampling import format_rate, parse_rate
+from verifier.storage import Keyring
 from verifier.users import create_user, find_user
 from verifier.worker import run_worker
 
@@ -184,7 +185,12 @@ def demo_command() -> None:
     if current_app.config["ENV_NAME"] == "production":
         raise click.ClickException("The demo data has well-known passwords: not in production.")
     summary = seed_demo(
-        get_session(), rng=random.SystemRandom(), now=_now(), portal=portal_context()
+        get_session(),
+        rng=random.SystemRandom(),
+        now=_now(),
+        portal=portal_context(),
+        uploads_dir=current_app.config["UPLOADS_DIR"],
+        keyring=Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"]),
     )
     click.echo(
         f"Demo data ready ({summary.orders_created} new orders, "

@@ -66,7 +66,6 @@ def index():
     data = build_dashboard(
         session, period, now=datetime.now(UTC), settings=current_settings(session)
     )
-    session.commit()
     return render_template(
         "dashboard/index.html", form=form, data=data, charts=dashboard_charts(data)
     )
@@ -78,7 +77,6 @@ def daily_export():
     _form, period = _period_form()
     session = get_session()
     rows = daily_numbers(session, period)
-    session.commit()
     filename = f"verifier-daily-{period.first.isoformat()}-to-{period.last.isoformat()}.csv"
     return Response(
         daily_csv(rows),

@@ -5,17 +5,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.apikeys import hash_key
 from verifier.customer_mail import PortalContext
+from verifier.demo_cases import seed_demo_cases
 from verifier.links import active_expiry, create_link, link_url
 from verifier.models import AWAITING_DOCUMENTS, ApiKey, Order, VerificationCase
 from verifier.orderdata import parse_order
 from verifier.orders import submit_order
 from verifier.policies import create_policy_version, current_policy
+from verifier.storage import Keyring
 from verifier.users import create_user, find_user
 
 # Well-known demo credentials: `verifier demo` refuses to run in production.
@@ -119,7 +122,13 @@ def demo_order_payload(index: int, rng: random.Random, now: datetime) -> dict:
 
 
 def seed_demo(
-    session: Session, *, rng: random.Random, now: datetime, portal: PortalContext
+    session: Session,
+    *,
+    rng: random.Random,
+    now: datetime,
+    portal: PortalContext,
+    uploads_dir: Path,
+    keyring: Keyring,
 ) -> DemoSummary:
     """Create what is missing of the demo shop; running it again changes nothing. Commits."""
     users_created = 0
@@ -140,9 +149,9 @@ def seed_demo(
             # The demo shop checks 10 % at random, and every large or cross-border order.
             create_policy_version(
                 session,
-                changes={"rate_bp": 1000, "amount_threshold_minor": 90_000,
+                changes={"rate_bp": 1000, "amount_threshold_minor": 100_000,
                          "rule_country_mismatch": True},
-                reason="Demo shop: 10 % at random, orders of 900 EUR or more, and orders "
+                reason="Demo shop: 10 % at random, orders of 1,000 EUR or more, and orders "
                 "shipped abroad",
                 actor_label="demo", actor_id=None, now=now - timedelta(days=29),
             )  # fmt: skip
@@ -156,6 +165,9 @@ def seed_demo(
             created += int(result.created)
             flagged += int(result.order.decision.flagged)
         session.commit()
+        reviewer = find_user(session, DEMO_USERS[1][0])
+        seed_demo_cases(session, uploads_dir=uploads_dir, keyring=keyring,
+                        reviewer_id=reviewer.id, rng=random.Random(7), now=now)  # fmt: skip
     link = demo_customer_link(session, portal=portal, now=now)
     session.commit()
     return DemoSummary(users_created, key_created, created, flagged, link)

@@ -38,7 +38,6 @@ class VerdictForm(FlaskForm):
 def next_check():
     session = get_session()
     blind = next_quality_review(session, current_staff().id)
-    session.commit()
     return render_template("quality/check.html", blind=blind, form=VerdictForm())
 
 

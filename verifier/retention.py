@@ -103,7 +103,8 @@ class PurgeReport:
     def lines(self) -> list[str]:
         """Human-readable lines for the CLI."""
         if self.dry_run:
-            out = [f"Dry run: nothing was changed. {len(self.documents)} document(s) would go:"]
+            end = ":" if self.documents else "."
+            out = [f"Dry run: nothing was changed. {len(self.documents)} document(s) would go{end}"]
             for doc in self.documents:
                 due = f"due {doc.due_at:%Y-%m-%d %H:%M} UTC" if doc.due_at else "due at once"
                 out.append(

@@ -105,6 +105,10 @@ def sign_in(live_server):
 
 
 @pytest.fixture
-def screenshot_dir() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshot_dir(tmp_path) -> Path:
+    """Where tests save screenshots: docs/screenshots/ with VERIFIER_UPDATE_SCREENSHOTS=1
+    (`make screenshots`), a temporary folder otherwise, so a test run leaves the tree clean."""
+    if os.environ.get("VERIFIER_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path
