@@ -75,10 +75,16 @@ def test_different_payload_under_same_id_is_409(client, auth, db_session):
     assert db_session.scalar(select(Order.amount_minor)) == 12_999
 
 
-def test_get_order(client, auth):
+@pytest.mark.parametrize("rate_bp", [0, 10_000])
+def test_get_order(app, client, auth, db_session, rate_bp):
+    set_policy(app, db_session, rate_bp=rate_bp)
     created = client.post("/api/v1/orders", json=order_payload(), headers=auth).get_json()
     resp = client.get("/api/v1/orders/A-1001", headers=auth)
     assert resp.status_code == 200
+    if created["case"]:
+        # The link is only known when the case is opened: only its hash is stored.
+        assert created["case"]["upload_url"].startswith("http")
+        created["case"]["upload_url"] = None
     assert resp.get_json() == created
 
 

@@ -437,3 +437,11 @@ def test_bulk_actions_by_role(
     db_session.rollback()
     link = db_session.scalars(select(UploadLink).execution_options(populate_existing=True)).one()
     assert link.expires_at > soon + timedelta(days=1)
+
+
+def test_case_page_shows_when_documents_will_be_purged(client, login, reviewer, case_with_docs):
+    case, _front, _photo = case_with_docs
+    login(client, reviewer)
+    page = client.get(f"/review/cases/{case.id}").get_data(as_text=True)
+    assert "Retention" in page
+    assert "Documents are purged a set time after the case is decided" in page

@@ -42,6 +42,7 @@ from verifier.errors import ConflictError, NotFoundError, ValidationError, Verif
 from verifier.links import extend_links, reopen_link
 from verifier.models import Document, StaffUser
 from verifier.policies import current_settings
+from verifier.receipts import case_purge_due_at
 from verifier.review import (
     CHECKS,
     REJECTION_REASONS,
@@ -251,6 +252,7 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
         answer_labels=ANSWER_LABELS, checks=CHECKS, settings=settings, now=now,
         resubmissions_left=max(settings.max_resubmissions - case.resubmission_count, 0),
         reasons=REJECTION_REASONS, renew_seconds=max(30, min(300, settings.lease_minutes * 20)),
+        retention_due_at=case_purge_due_at(session, case, settings),
         **HELPERS,
     ), status  # fmt: skip
 
