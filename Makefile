@@ -51,8 +51,8 @@ test-postgres: install
 	fi
 
 lint: install
-	$(BIN)/ruff check verifier tests bench wsgi.py
-	$(BIN)/ruff format --check verifier tests bench wsgi.py
+	$(BIN)/ruff check verifier tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check verifier tests bench wsgi.py gunicorn.conf.py
 
 format: install
 	$(BIN)/ruff format verifier tests bench wsgi.py

@@ -91,8 +91,10 @@ def main() -> int:
     subprocess.run([*verifier, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([*verifier, "set-rate", "100", "--reason", "bench"], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    key = subprocess.run([*verifier, "create-api-key", "bench"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    created = subprocess.run(
+        [*verifier, "create-api-key", "bench"], env=env, check=True, capture_output=True, text=True
+    )
+    key = created.stdout.strip().splitlines()[-1]
     server = subprocess.Popen(
         [str(bin_dir / "gunicorn"), "--workers", "2", "--threads", "4", "--bind",
          f"127.0.0.1:{port}", "--config", str(root / "gunicorn.conf.py"), "wsgi:app"],

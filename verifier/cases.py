@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 
 from verifier.audit import record_event
 from verifier.errors import ConflictError
-from verifier.notify import queue_webhook
 from verifier.models import (
     APPROVED,
     AWAITING_DOCUMENTS,
@@ -20,6 +19,7 @@ from verifier.models import (
     Order,
     VerificationCase,
 )
+from verifier.notify import queue_webhook
 
 # Which state may follow which (DESIGN.md "Order lifecycle").
 TRANSITIONS: dict[str, frozenset[str]] = {

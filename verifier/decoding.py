@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import magic
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
-from PIL import Image, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageFilter, ImageStat
 
 from verifier.errors import UploadRejected
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 from PIL import Image, ImageDraw, ImageStat
-from werkzeug.serving import make_server
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from tests.portal_helpers import create_flagged_order, flag_everything, token_path
 from verifier.models import Document, VerificationCase
