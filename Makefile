@@ -36,7 +36,7 @@ worker: migrate
 serve: migrate
 	$(BIN)/gunicorn --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
 
-test: install system-deps test-sqlite test-postgres
+test: install system-deps lint test-sqlite test-postgres
 
 test-sqlite: install
 	env -u VERIFIER_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
