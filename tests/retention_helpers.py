@@ -29,7 +29,7 @@ def jpeg_bytes(seed: int = 0) -> bytes:
 
 
 def keyring_of(app) -> Keyring:
-    return Keyring(app.config["MASTER_KEY_ID"], app.config["MASTER_KEYS"])
+    return Keyring.from_config(app.config)
 
 
 def factory(app):

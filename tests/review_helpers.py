@@ -68,7 +68,7 @@ def jpeg_bytes(color: tuple[int, int, int] = (200, 30, 30), size=(64, 40)) -> by
 
 
 def app_keyring(app) -> Keyring:
-    return Keyring(app.config["MASTER_KEY_ID"], app.config["MASTER_KEYS"])
+    return Keyring.from_config(app.config)
 
 
 def add_document(

@@ -412,3 +412,15 @@ def test_no_session_never_gets_documents_or_evidence(app, world):
             response = _send(client, row, world.ids)
             kind = response.content_type
             assert not kind.startswith(("image/", "application/pdf")), f"{visitor} {row.id}"
+
+
+def test_admin_routes_wait_for_two_factor_when_it_is_required(app, world):
+    """Production requires two-factor for admins: an admin without it reaches no /admin/ route,
+    only the enrolment page."""
+    app.config["REQUIRE_ADMIN_2FA"] = True
+    admin = world.clients["admin"]
+    for row in ROUTES:
+        if row.path.startswith("/admin/"):
+            response = _send(admin, row, world.ids)
+            Refused(302, "/staff/two-factor").check(response, f"admin without 2FA {row.id}")
+    assert admin.get("/staff/two-factor").status_code == 200

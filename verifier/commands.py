@@ -190,7 +190,7 @@ def demo_command() -> None:
         now=_now(),
         portal=portal_context(),
         uploads_dir=current_app.config["UPLOADS_DIR"],
-        keyring=Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"]),
+        keyring=Keyring.from_config(current_app.config),
     )
     click.echo(
         f"Demo data ready ({summary.orders_created} new orders, "

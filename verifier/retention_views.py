@@ -195,7 +195,7 @@ def evidence(case_id: int):
         session,
         case_id,
         uploads_dir=current_app.config["UPLOADS_DIR"],
-        keyring=Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"]),
+        keyring=Keyring.from_config(current_app.config),
         now=now,
         exported_by=user.email,
     )

@@ -18,9 +18,10 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -64,6 +65,11 @@ class Keyring:
     def __repr__(self) -> str:
         # Never let a log line or traceback print key material.
         return f"Keyring(current_id={self.current_id!r}, key_ids={sorted(self.keys)!r})"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Keyring:
+        """The keyring of an app's settings (MASTER_KEY_ID and MASTER_KEYS from config.py)."""
+        return cls(config["MASTER_KEY_ID"], config["MASTER_KEYS"])
 
     def key(self, key_id: str) -> bytes:
         """Return the master key for ``key_id`` or raise StorageError if it is unknown."""

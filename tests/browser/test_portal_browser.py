@@ -72,7 +72,7 @@ def card_photo(path, *, side: str) -> None:
 
 
 def decrypt(app, doc: Document) -> Image.Image:
-    keyring = Keyring(app.config["MASTER_KEY_ID"], app.config["MASTER_KEYS"])
+    keyring = Keyring.from_config(app.config)
     data = read_blob(app.config["UPLOADS_DIR"], keyring, doc.id, doc.blob_name,
                      doc.wrapped_key, doc.key_id)  # fmt: skip
     return Image.open(io.BytesIO(data)).convert("L")

@@ -79,7 +79,7 @@ def _bound_upload_size():
 
 
 def keyring() -> Keyring:
-    return Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"])
+    return Keyring.from_config(current_app.config)
 
 
 @bp.after_request

@@ -95,7 +95,7 @@ def _me() -> StaffUser:
 
 
 def _keyring() -> Keyring:
-    return Keyring(current_app.config["MASTER_KEY_ID"], current_app.config["MASTER_KEYS"])
+    return Keyring.from_config(current_app.config)
 
 
 def _reopen(session, settings, now):
