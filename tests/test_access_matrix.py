@@ -424,3 +424,11 @@ def test_admin_routes_wait_for_two_factor_when_it_is_required(app, world):
             response = _send(admin, row, world.ids)
             Refused(302, "/staff/two-factor").check(response, f"admin without 2FA {row.id}")
     assert admin.get("/staff/two-factor").status_code == 200
+
+
+def test_admin_powers_on_the_queue_wait_for_two_factor_too(app, world):
+    """Reassigning cases is an admin power: without the required two-factor it is refused."""
+    app.config["REQUIRE_ADMIN_2FA"] = True
+    row = next(r for r in ROUTES if "reassign" in str(r.form))
+    response = _send(world.clients["admin"], row, world.ids)
+    assert response.status_code == 403

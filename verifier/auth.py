@@ -222,6 +222,15 @@ def staff_guard():
     return None
 
 
+def acts_as_admin(user) -> bool:
+    """Whether `user` may use admin powers now: an admin, with two-factor when it is required."""
+    return (
+        user is not None
+        and user.role == "admin"
+        and (not current_app.config["REQUIRE_ADMIN_2FA"] or bool(user.totp_secret))
+    )
+
+
 def admin_guard():
     """Like `staff_guard` for admins only: a reviewer gets 403; an admin without two-factor is
     sent to enrol when REQUIRE_ADMIN_2FA is on."""

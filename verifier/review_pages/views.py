@@ -35,7 +35,7 @@ from flask import (
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from verifier.auth import current_staff, staff_required
+from verifier.auth import acts_as_admin, current_staff, staff_required
 from verifier.customer_mail import PortalContext, format_amount
 from verifier.db import get_session
 from verifier.errors import ConflictError, NotFoundError, ValidationError, VerifierError
@@ -200,12 +200,12 @@ def bulk():
         flash("Select at least one case.", "error")
         return redirect(back, code=303)
     action = form.action.data
-    if action == "reassign" and me.role != "admin":
+    if action == "reassign" and not acts_as_admin(me):
         abort(403)
     try:
         if action == "release":
             results = bulk_release(session, form.case_id.data, me.id, now,
-                                   as_admin=me.role == "admin")  # fmt: skip
+                                   as_admin=acts_as_admin(me))  # fmt: skip
         elif action == "reassign":
             results = bulk_reassign(session, form.case_id.data, form.reviewer.data, me.id, now,
                                     settings)  # fmt: skip
