@@ -270,3 +270,65 @@ def test_no_plaintext_touches_the_disk_during_a_large_upload(app, client, opened
     assert scanned >= 1  # at least the encrypted blob itself was read
     audit = db_session.scalars(select(AuditEvent.details)).all()
     assert all(original[:64].hex() not in str(d) for d in audit)
+
+
+def test_all_four_documents_when_the_admin_requires_them(client, auth, db_session):
+    flag_everything(db_session, document_requirement="all")
+    client.get(token_path(create_flagged_order(client, auth)))
+    page = client.get("/portal/").get_data(as_text=True)
+    assert "a photo ID (driving licence or passport)" in page and "or</li>" not in page
+    for kind in ("card_front", "card_back"):
+        assert upload(client, kind, jpeg_bytes()).status_code == 201
+    client.post("/portal/submit")
+    db_session.rollback()
+    assert db_session.scalar(select(VerificationCase.status)) == "awaiting_documents"
+    for kind in ("photo_id", "proof_of_address"):
+        assert upload(client, kind, jpeg_bytes()).status_code == 201
+    client.post("/portal/submit")
+    db_session.rollback()
+    assert db_session.scalar(select(VerificationCase.status)) == "in_review"
+
+
+def test_resubmission_round_trip(app, client, auth, db_session, reviewer):
+    """A reviewer asks again for the back of the card: the customer gets a new link that
+    asks for that document only, and sending it puts the case back in review."""
+    from verifier.customer_mail import PortalContext
+    from verifier.links import reopen_link
+    from verifier.models import OutboxEmail
+    from verifier.policies import current_settings
+    from verifier.review import claim_case, request_resubmission
+
+    flag_everything(db_session)
+    first_link = token_path(create_flagged_order(client, auth))
+    client.get(first_link)
+    for kind in ("card_front", "card_back"):
+        assert upload(client, kind, jpeg_bytes()).status_code == 201
+    client.post("/portal/submit")
+    db_session.rollback()
+    case = db_session.scalar(select(VerificationCase))
+    now = datetime.now(UTC)
+    settings = current_settings(db_session)
+    portal = PortalContext("http://localhost", "Test Shop")
+    claim_case(db_session, case.id, reviewer.id, now, settings)
+    request_resubmission(
+        db_session, case.id, reviewer.id, now, settings, kinds=["card_back"],
+        message="The photo of the back is blurred.",
+        reopen=lambda c: reopen_link(db_session, c, portal=portal, settings=settings, now=now),
+    )  # fmt: skip
+    db_session.commit()
+    email = db_session.scalar(select(OutboxEmail).where(OutboxEmail.kind == "resubmission"))
+    assert "The photo of the back is blurred." in email.text_body
+    new_link = email.text_body.split("http://localhost")[1].split()[0]
+
+    customer = app.test_client()
+    assert customer.get(first_link).status_code == 404  # the old link was revoked
+    assert customer.get(new_link).status_code == 303
+    page = customer.get("/portal/").get_data(as_text=True)
+    assert "One more step" in page and "The photo of the back is blurred." in page
+    assert 'id="slot-card_back"' in page and 'id="slot-card_front"' not in page
+    assert upload(customer, "card_front", jpeg_bytes()).status_code == 422
+    assert upload(customer, "card_back", jpeg_bytes()).status_code == 201
+    customer.post("/portal/submit")
+    db_session.rollback()
+    refreshed = db_session.get(VerificationCase, case.id, populate_existing=True)
+    assert refreshed.status == "in_review" and refreshed.resubmission_count == 1
