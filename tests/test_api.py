@@ -233,3 +233,14 @@ def test_openapi_paths_match_the_url_map(app, client):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert documented == implemented
+
+
+def test_api_key_use_is_audited_once_a_minute(client, auth, api_key, db_session):
+    from verifier.models import AuditEvent
+
+    for _ in range(3):
+        client.get("/api/v1/orders/NOPE-1", headers=auth)
+    events = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "api_key.used")).all()
+    assert len(events) == 1
+    assert events[0].details["name"] == "test shop"
+    assert api_key not in str(events[0].details)  # only the short, public prefix

@@ -40,14 +40,18 @@ def create_api_key(session: Session, name: str, now: datetime) -> tuple[ApiKey, 
 
 
 def authenticate_api_key(session: Session, presented: str, now: datetime) -> ApiKey | None:
-    """The active key matching `presented`, or None; refreshes last_used_at once a minute."""
+    """The active key matching `presented`, or None; notes its use (audited) once a minute."""
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
     if row is None or row.revoked_at is not None:
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
+        # Key use is audited at the same granularity: one event a minute at most per key.
         row.last_used_at = now
+        record_event(session, "api_key.used", actor_type="api", actor_id=row.id,
+                     target_type="api_key", target_id=row.id,
+                     details={"name": row.name, "prefix": row.prefix}, now=now)  # fmt: skip
     return row
 
 
