@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install system-deps migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
+.PHONY: install system-deps services migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ worker: migrate
 serve: migrate
 	$(BIN)/gunicorn --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
 
-test: install system-deps lint test-sqlite test-postgres
+test: install system-deps services lint test-sqlite test-postgres
+
+# Redis for the shared rate-limit tests (started when it does not answer).
+services:
+	@scripts/redis-up.sh
 
 test-sqlite: install
 	env -u VERIFIER_TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -346,7 +346,8 @@ def test_totp_enrolment_then_sign_in_with_a_code(app, client, reviewer, login, d
     wrong = client.post("/staff/two-factor", data={"code": "000000"})
     assert wrong.status_code == 422 and "does not match" in _text(wrong)
     secret = _enrol(client)
-    assert fresh_user(db_session, reviewer.id).totp_secret == secret
+    stored = fresh_user(db_session, reviewer.id).totp_secret
+    assert stored.startswith("v1:") and secret not in stored  # sealed (tests/test_totp_at_rest.py)
     assert client.get("/staff/password").status_code == 200  # this session stays signed in
 
     other = app.test_client()

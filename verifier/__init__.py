@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from verifier import db
 from verifier.admin import bp as admin_bp
@@ -44,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.request_class = InMemoryRequest
     configure_settings(app, test_config)
     configure_logging(app)
+    configure_proxy(app)
     db.init_app(app)
     csrf.init_app(app)
     init_limits(app)
@@ -70,6 +72,14 @@ def configure_logging(app: Flask) -> None:
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     configure_log_redaction()
+
+
+def configure_proxy(app: Flask) -> None:
+    # Behind n trusted proxies the client's address, scheme and host are the n-th X-Forwarded-*
+    # entries from the right; with none, those headers are ignored: anyone can send them.
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
 
 def configure_blueprints(app: Flask) -> None:

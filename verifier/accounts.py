@@ -12,6 +12,7 @@ from verifier import totp
 from verifier.audit import record_event
 from verifier.errors import ConflictError, NotFoundError, ValidationError
 from verifier.models import ROLES, StaffUser
+from verifier.storage import Keyring
 from verifier.users import check_password_strength, create_user, hash_password, verify_password
 
 
@@ -140,17 +141,16 @@ def change_password(
 
 
 def enable_two_factor(
-    session: Session, user: StaffUser, secret: str, code: str, *, now: datetime
+    session: Session, user: StaffUser, secret: str, code: str, *, keyring: Keyring, now: datetime
 ) -> None:
-    """Turn TOTP on once `code` proves the app holds `secret`; ends the user's other sessions.
-
-    Raises ValidationError when the code does not match.
+    """Turn TOTP on once `code` proves the app holds `secret`, which is stored sealed under the
+    current master key; ends the user's other sessions. Raises ValidationError for a wrong code.
     """
     step = totp.matching_step(secret, code, now, None)
     if step is None:
         message = "That code does not match. Check the time on your phone and try the next code."
         raise ValidationError(message, {"code": message})
-    user.totp_secret = secret
+    user.totp_secret = totp.seal_secret(keyring, user.id, secret)
     user.totp_last_step = step
     user.session_version += 1
     _audit(session, "staff.totp_enabled", user, user, now)

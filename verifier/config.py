@@ -63,9 +63,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "when VERIFIER_WEBHOOK_URL is set",
     ),
     "VERIFIER_WEBHOOK_TIMEOUT": ("10", "seconds to wait for the shop's webhook endpoint"),
+    "VERIFIER_TRUSTED_PROXIES": (
+        "0",
+        "reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are believed "
+        "(0 to 5); 0 ignores those headers",
+    ),
 }
 
 MAIL_BACKENDS = ("file", "smtp")
+MAX_TRUSTED_PROXIES = 5
 
 
 def _truthy(value: str | None) -> bool:
@@ -80,6 +86,20 @@ def _int_setting(env: Mapping[str, str], name: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> int:
+    name = "VERIFIER_TRUSTED_PROXIES"
+    raw = env.get(name, "").strip() or SETTINGS[name][0]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_TRUSTED_PROXIES:
+        raise ConfigError(
+            f"{name} must be a whole number from 0 to {MAX_TRUSTED_PROXIES}, got {raw!r}"
+        )
     return value
 
 
@@ -222,6 +242,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict:
         "API_MAX_BODY_BYTES": _int_setting(env, "VERIFIER_API_MAX_BODY_BYTES"),
         "UPLOAD_MAX_FILE_BYTES": _int_setting(env, "VERIFIER_UPLOAD_MAX_FILE_BYTES"),
         "LOG_LEVEL": env.get("VERIFIER_LOG_LEVEL", "INFO").upper(),
+        "TRUSTED_PROXIES": _trusted_proxies(env),
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timedelta
 from functools import cache
@@ -13,7 +14,11 @@ from verifier import totp
 from verifier.audit import record_event
 from verifier.errors import VerifierError
 from verifier.models import StaffUser
+from verifier.secretbox import SecretUnreadable
+from verifier.storage import Keyring
 from verifier.users import hash_password, verify_password
+
+log = logging.getLogger(__name__)
 
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
@@ -24,6 +29,10 @@ SIGN_IN_FAILED = (
     "5 failed attempts. Try again, or ask an admin to reset your password."
 )
 CODE_FAILED = "That code is not correct, or it has been used already. Wait for the next code."
+CODE_UNCHECKABLE = (
+    "Your two-factor code cannot be checked for this account. Ask an admin to reset your "
+    "two-factor sign-in, then set it up again."
+)
 
 
 class SignInFailed(VerifierError):
@@ -84,11 +93,13 @@ def check_code_step(
     session_version: int,
     code: str,
     *,
+    keyring: Keyring,
     now: datetime,
     ip: str | None = None,
 ) -> StaffUser:
-    """The user whose password step passed, once `code` is their current, unused TOTP code;
-    a wrong code counts as a failed attempt. Raises SignInFailed."""
+    """The user whose password step passed, once `code` is their current, unused TOTP code
+    (the stored secret opened with `keyring`); a wrong code counts as a failed attempt.
+    Raises SignInFailed."""
     user = _lock_row(session, select(StaffUser).where(StaffUser.id == user_id))
     if (
         user is None
@@ -100,7 +111,19 @@ def check_code_step(
     if is_locked(user, now):
         _audit_failure(session, user, user.email, "locked", now, ip)
         raise SignInFailed(SIGN_IN_FAILED)
-    step = totp.matching_step(user.totp_secret, code, now, user.totp_last_step)
+    try:
+        secret = totp.open_secret(keyring, user.id, user.totp_secret)
+    except SecretUnreadable as exc:
+        # Not the user's fault, so not counted towards the lock; an admin resets two-factor.
+        log.error(
+            "Staff user %s cannot sign in with a code: their TOTP secret does not open. %s "
+            "An admin can reset their two-factor sign-in.",
+            user.id,
+            exc.message,
+        )
+        _audit_failure(session, user, user.email, "totp_unreadable", now, ip)
+        raise SignInFailed(CODE_UNCHECKABLE) from None
+    step = totp.matching_step(secret, code, now, user.totp_last_step)
     if step is None:
         _count_failure(session, user, user.email, "bad_code", now, ip)
         if is_locked(user, now):

@@ -109,7 +109,8 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped by logout-everywhere, deactivation and password change: old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed under the master key, never the base32 secret itself (verifier.totp.seal_secret).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 section 5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

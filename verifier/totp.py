@@ -1,4 +1,9 @@
-"""Time-based one-time passwords (RFC 6238): secrets, enrolment QR codes, code checks."""
+"""Time-based one-time passwords (RFC 6238): secrets, enrolment QR codes, code checks.
+
+The database keeps each secret sealed under the master key (see verifier.secretbox), bound to
+its staff user's id; the base32 secret exists in clear only in memory and on the enrolment
+page.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,29 @@ from datetime import datetime
 import pyotp
 import segno
 
+from verifier import secretbox
+from verifier.storage import Keyring
+
 # One 30-second step either side of the server's clock absorbs a phone's clock drift.
 VALID_WINDOW = 1
 _CODE_RE = re.compile(r"^\d{6}$")
+# HKDF purpose label: the key that seals TOTP secrets opens nothing else.
+SEAL_PURPOSE = b"verifier totp"
 
 
 def new_secret() -> str:
     """A fresh 160-bit secret in base32, from the operating system's random source."""
     return pyotp.random_base32()
+
+
+def seal_secret(keyring: Keyring, user_id: int, secret: str) -> str:
+    """The value kept in `staff_users.totp_secret`: `secret` sealed for user `user_id`."""
+    return secretbox.seal(keyring, SEAL_PURPOSE, secret, f"staff:{user_id}")
+
+
+def open_secret(keyring: Keyring, user_id: int, sealed: str) -> str:
+    """The base32 secret of user `user_id`; raises secretbox.SecretUnreadable."""
+    return secretbox.open_sealed(keyring, SEAL_PURPOSE, sealed, f"staff:{user_id}")
 
 
 def provisioning_uri(secret: str, account: str, issuer: str) -> str:

@@ -53,6 +53,7 @@ from verifier.staff.forms import (
     PasswordForm,
     apply_domain_errors,
 )
+from verifier.storage import Keyring
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -63,6 +64,10 @@ ENROL_KEY = "staff_totp_enrol"  # the secret being enrolled, until a code confir
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _keyring() -> Keyring:
+    return Keyring.from_config(current_app.config)
 
 
 def _login_limit() -> str:
@@ -125,8 +130,9 @@ def login_code():
     db = get_session()
     try:
         user = check_code_step(
-            db, pending["uid"], pending["sv"], form.code.data, now=now, ip=request.remote_addr
-        )
+            db, pending["uid"], pending["sv"], form.code.data,
+            keyring=_keyring(), now=now, ip=request.remote_addr,
+        )  # fmt: skip
     except SignInFailed as exc:
         db.commit()
         if exc.code == "wrong_code":
@@ -222,7 +228,7 @@ def _two_factor_off(user):
     if form.validate_on_submit():
         db = get_session()
         try:
-            enable_two_factor(db, user, secret, form.code.data, now=_now())
+            enable_two_factor(db, user, secret, form.code.data, keyring=_keyring(), now=_now())
         except ValidationError as exc:
             errors = apply_domain_errors(form, exc)
         else:
