@@ -15,10 +15,11 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from verifier.models import OutboxEmail
+from verifier.notify import record_claimed_outcome
 
 log = logging.getLogger(__name__)
 
@@ -221,20 +222,6 @@ def claim_due_emails(
     return claimed
 
 
-def _record(session: Session, email: ClaimedEmail, values: dict) -> bool:
-    """Write the outcome only if the row is still this worker's claim (same attempt number)."""
-    result = session.execute(
-        update(OutboxEmail)
-        .where(
-            OutboxEmail.id == email.id,
-            OutboxEmail.status == SENDING,
-            OutboxEmail.attempts == email.attempt,
-        )
-        .values(**values)
-    )
-    return result.rowcount == 1
-
-
 def deliver_due_emails(
     session_factory: Callable[[], Session],
     backend: MailBackend,
@@ -253,7 +240,7 @@ def deliver_due_emails(
     for email in claimed:
         values = _attempt(backend, email, mail_from, now, report)
         with session_factory() as session:
-            if not _record(session, email, values):
+            if not record_claimed_outcome(session, OutboxEmail, email.id, email.attempt, values):
                 log.warning("email %s: claim was lost before the outcome was recorded", email.id)
             session.commit()
     return report

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from verifier.models import OutboxEmail, WebhookEvent
@@ -52,3 +53,19 @@ def queue_webhook(
         "data": data,
     }
     return event
+
+
+def record_claimed_outcome(
+    session: Session, model: type[OutboxEmail | WebhookEvent], row_id: int, attempt: int, values
+) -> bool:
+    """Write a delivery's outcome only while the row is still this worker's claim.
+
+    A claim is the row in status `sending` with the attempt number the worker took; a worker
+    whose claim expired and was taken over by another must not overwrite that one's outcome.
+    """
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.status == "sending", model.attempts == attempt)
+        .values(**values)
+    )
+    return result.rowcount == 1

@@ -27,6 +27,7 @@ from verifier.mail import (
     truncate_error,
 )
 from verifier.models import OutboxEmail, WebhookDelivery, WebhookEvent
+from verifier.notify import record_claimed_outcome
 
 log = logging.getLogger(__name__)
 
@@ -274,17 +275,7 @@ def _record(session_factory, event: ClaimedEvent, result: AttemptResult, values,
                 duration_ms=result.duration_ms,
             )
         )
-        # Only while the row is still this worker's claim (same attempt number).
-        updated = session.execute(
-            update(WebhookEvent)
-            .where(
-                WebhookEvent.id == event.id,
-                WebhookEvent.status == SENDING,
-                WebhookEvent.attempts == event.attempt,
-            )
-            .values(**values)
-        )
-        if updated.rowcount != 1:
+        if not record_claimed_outcome(session, WebhookEvent, event.id, event.attempt, values):
             log.warning(
                 "webhook %s: claim was lost before its outcome was recorded", event.event_id
             )
