@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install system-deps services migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
+.PHONY: install system-deps run-deps services migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,16 @@ install: $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
+run-deps:
+	@scripts/system-deps.sh run
+
 migrate: install
 	$(BIN)/verifier migrate
 
 demo: migrate
 	VERIFIER_BASE_URL=$${VERIFIER_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/verifier demo
 
-run: system-deps demo
+run: run-deps demo
 	@BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
 worker: migrate

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages Verifier needs when they are missing: libmagic (python-magic),
 # Chromium and ChromeDriver (browser tests and screenshots), Redis (shared rate limits). Idempotent; quiet when all present.
+# `system-deps.sh run` checks only what serving needs (libmagic); no argument, everything.
 set -euo pipefail
 need=()
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || need+=(libmagic1)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+if [ "${1:-all}" != run ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${need[*]}"
 if [ "$(id -u)" -ne 0 ]; then
