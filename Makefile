@@ -37,7 +37,7 @@ worker: migrate
 
 # Production-style server: gunicorn with several workers (set VERIFIER_* first).
 serve: migrate
-	$(BIN)/gunicorn --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
+	$(BIN)/gunicorn --config gunicorn.conf.py --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
 
 test: install system-deps services lint test-sqlite test-postgres
 
