@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -34,6 +35,8 @@ CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 # forbids storing one, so a payload carrying one in a text field is refused outright.
 PAN_RE = re.compile(r"(?:\d[ -]?){12,18}\d")
 MAX_AMOUNT_MINOR = 10**13
+# Unicode categories refused in text fields: control characters and surrogates (Cc, Cs).
+_BAD_CATEGORIES = frozenset({"Cc", "Cs"})
 MAX_FUTURE = timedelta(days=1)
 
 TOP_FIELDS = {
@@ -93,6 +96,11 @@ def _text(errors: _Errors, obj: dict, key: str, path: str, *, required: bool, ma
     if not isinstance(value, str):
         errors.add(path, "Must be a string.")
         return None
+    if any(unicodedata.category(c) in _BAD_CATEGORIES and c not in "\t\n\r" for c in value):
+        # NUL and other control characters (line breaks and tabs are folded into spaces
+        # below), and lone surrogates, which are not text at all.
+        errors.add(path, "Contains control characters or invalid text.")
+        return None
     value = " ".join(value.split())
     if len(value) > max_len:
         errors.add(path, f"Must be at most {max_len} characters.")
@@ -147,6 +155,9 @@ def _amount(errors: _Errors, value: Any) -> int | None:
         return None
     if not amount.is_finite() or amount < 0:
         errors.add("amount", "Must be zero or more.")
+        return None
+    if amount * 100 >= MAX_AMOUNT_MINOR:  # checked first: quantize() fails on huge numbers
+        errors.add("amount", "Is too large.")
         return None
     if amount != amount.quantize(Decimal("0.01")):
         errors.add("amount", "At most two decimals.")

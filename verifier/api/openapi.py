@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from verifier.orderdata import COUNTRIES, EMAIL_RE, PAN_RE
 from verifier.sampling import DECISION_REASONS
+
+# What orderdata._text refuses, said as JSON Schema: control characters, and digit runs that
+# look like a card number.
+_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+
+def _text(max_len: int, *, required: bool = False) -> dict:
+    schema = {
+        "type": "string",
+        "maxLength": max_len,
+        "pattern": _NO_CONTROL,
+        "not": {"pattern": PAN_RE.pattern},
+    }
+    if required:
+        schema |= {"minLength": 1, "allOf": [{"pattern": "\\S"}]}
+    else:
+        schema["type"] = ["string", "null"]  # null or "" is the same as leaving it out
+    return schema
+
 
 _address = {
     "type": "object",
     "additionalProperties": False,
     "required": ["line1", "city", "country"],
     "properties": {
-        "name": {"type": "string", "maxLength": 200},
-        "line1": {"type": "string", "maxLength": 200},
-        "line2": {"type": "string", "maxLength": 200},
-        "city": {"type": "string", "maxLength": 200},
-        "region": {"type": "string", "maxLength": 200},
-        "postcode": {"type": "string", "maxLength": 200},
+        "name": _text(200),
+        "line1": _text(200, required=True),
+        "line2": _text(200),
+        "city": _text(200, required=True),
+        "region": _text(200),
+        "postcode": _text(200),
         "country": {
             "type": "string",
-            "pattern": "^[A-Za-z]{2}$",
+            "enum": sorted(COUNTRIES),
             "description": "ISO 3166-1 alpha-2",
         },
     },
@@ -34,23 +54,25 @@ _order_in = {
         "external_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
                         "description": "The shop's own order reference; the idempotency key."},
         "placed_at": {"type": "string", "format": "date-time",
-                      "description": "ISO 8601 with a timezone."},
-        "amount": {"oneOf": [{"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
-                             {"type": "number", "minimum": 0}],
+                      "description": "ISO 8601 with a timezone; not more than a day ahead."},
+        "amount": {"oneOf": [{"type": "string", "pattern": "^[0-9]{1,11}(\\.[0-9]{1,2})?$"},
+                             {"type": "number", "minimum": 0, "maximum": 99999999999.99,
+                              "multipleOf": 0.01}],
                    "description": "Order total, at most two decimals."},
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "customer": {
             "type": "object", "additionalProperties": False, "required": ["name", "email"],
-            "properties": {"name": {"type": "string", "maxLength": 200},
-                           "email": {"type": "string", "format": "email", "maxLength": 254}},
+            "properties": {"name": _text(200, required=True),
+                           "email": _text(254, required=True) | {
+                               "format": "email", "allOf": [{"pattern": EMAIL_RE.pattern}]}},
         },
         "billing_address": _address,
         "shipping_address": _address,
         "card": {
             "type": "object", "additionalProperties": False, "required": ["last4", "holder_name"],
-            "properties": {"brand": {"type": "string", "maxLength": 20},
+            "properties": {"brand": _text(20),
                            "last4": {"type": "string", "pattern": "^[0-9]{4}$"},
-                           "holder_name": {"type": "string", "maxLength": 200}},
+                           "holder_name": _text(200, required=True)},
             "description": "Never the full card number: only the last four digits.",
         },
     },
