@@ -419,3 +419,22 @@ def test_login_and_logout_without_csrf_token_are_refused(app, tmp_path, database
     assert _post_login(client, reviewer.email, password, csrf_token=token).status_code == 302
     assert client.post("/staff/logout").status_code == 400
     assert client.get("/staff/password").status_code == 200  # still signed in
+
+
+def test_a_password_typed_into_the_email_field_is_not_audited(client, db_session):
+    from sqlalchemy import select
+
+    from verifier.models import AuditEvent
+
+    client.post("/staff/login", data={"email": "hunter2-Secret!", "password": "x"})
+    client.post("/staff/login", data={"email": "nobody@example.test", "password": "x"})
+    db_session.rollback()
+    typed = [
+        e.details["email"]
+        for e in db_session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "staff.login_failed")
+        )
+    ]
+    assert "hunter2-Secret!" not in str(typed)
+    assert "nobody@example.test" in typed
+    assert "(not an email address)" in typed

@@ -21,6 +21,7 @@ from verifier.dashboard_views import bp as dashboard_bp
 from verifier.home import bp as home_bp
 from verifier.limits import init_limits
 from verifier.portal import bp as portal_bp
+from verifier.portal.views import UPLOAD_OVERHEAD_BYTES
 from verifier.quality_views import bp as quality_bp
 from verifier.retention_views import bp as retention_bp
 from verifier.review_pages import bp as review_bp
@@ -64,6 +65,12 @@ def configure_settings(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     app.json.sort_keys = False  # JSON answers keep the documented field order
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
+    # The CSRF check parses every POSTed form (files into memory: InMemoryRequest) before any
+    # blueprint's own cap applies, so this ceiling bounds every request; API and portal narrow it.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = (
+            app.config["UPLOAD_MAX_FILE_BYTES"] + UPLOAD_OVERHEAD_BYTES
+        )
     app.debug = app.config["DEBUG"]
 
 

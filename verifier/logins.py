@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 from functools import cache
@@ -18,6 +19,7 @@ from verifier.secretbox import SecretUnreadable
 from verifier.storage import Keyring
 from verifier.users import hash_password, verify_password
 
+_LOOKS_LIKE_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 log = logging.getLogger(__name__)
 
 MAX_FAILED_LOGINS = 5
@@ -181,9 +183,11 @@ def _audit_failure(
     now: datetime,
     ip: str | None,
 ) -> None:
-    # The email as typed is kept (it shows guessing); the password never is.
+    # The email as typed is kept (it shows guessing); the password never is. Something that is
+    # not an email address may be a password typed into the wrong field: it is not kept.
+    typed = given if _LOOKS_LIKE_EMAIL.match(given or "") else "(not an email address)"
     record_event(
         session, "staff.login_failed", actor_type="staff", target_type="staff",
         target_id=None if user is None else user.id,
-        details={"email": given, "reason": reason, "ip": ip}, now=now,
+        details={"email": typed, "reason": reason, "ip": ip}, now=now,
     )  # fmt: skip

@@ -102,6 +102,10 @@ def erase_document(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+    # Another reviewer may have erased it while this one waited for the case lock.
+    session.refresh(document)
+    if document.status in ("erased", "purged"):
+        raise NotFoundError("There is no such document.")
     pages = session.scalars(
         select(Document).where(
             Document.upload_id == document.upload_id, Document.status.not_in(("erased", "purged"))

@@ -79,7 +79,8 @@ class RedactLinkTokens(logging.Filter):
 
 
 def configure_log_redaction() -> None:
-    for name in ("werkzeug", "gunicorn.access"):
+    # "verifier" is the app's own logger: Flask logs "Exception on <path>" there.
+    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", "verifier"):
         logging.getLogger(name).addFilter(RedactLinkTokens())
 
 

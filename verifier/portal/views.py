@@ -294,6 +294,7 @@ def decline():
 
 
 @bp.post("/portal/handoff")
+@limiter.limit("10 per minute; 30 per hour")
 @portal_session_required
 def handoff():
     """Show a QR code with a short-lived link to continue on a phone, where the camera is."""
