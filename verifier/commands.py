@@ -32,7 +32,7 @@ def _now() -> datetime:
 
 
 def portal_context() -> PortalContext:
-    return PortalContext(current_app.config["BASE_URL"], current_app.config["SHOP_NAME"])
+    return PortalContext.from_config(current_app.config)
 
 
 def _fail(exc: VerifierError) -> None:

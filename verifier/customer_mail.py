@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -30,6 +31,11 @@ class PortalContext:
 
     base_url: str
     shop_name: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PortalContext:
+        """The context of an app's settings (BASE_URL and SHOP_NAME from config.py)."""
+        return cls(config["BASE_URL"], config["SHOP_NAME"])
 
 
 @dataclass(frozen=True)

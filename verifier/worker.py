@@ -100,7 +100,7 @@ def expire_links(app: Flask, now: datetime) -> dict[str, Any]:
 def send_reminders(app: Flask, now: datetime) -> dict[str, Any]:
     session = new_session(app)
     try:
-        portal = PortalContext(app.config["BASE_URL"], app.config["SHOP_NAME"])
+        portal = PortalContext.from_config(app.config)
         sent = send_due_reminders(
             session, portal=portal, settings=current_settings(session), now=now
         )

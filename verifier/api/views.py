@@ -110,7 +110,7 @@ def create_order():
     now = datetime.now(UTC)
     data = parse_order(payload, now)
     session = get_session()
-    portal = PortalContext(current_app.config["BASE_URL"], current_app.config["SHOP_NAME"])
+    portal = PortalContext.from_config(current_app.config)
     result = submit_order(
         session,
         data,

@@ -100,7 +100,7 @@ def _keyring() -> Keyring:
 
 def _reopen(session, settings, now):
     """The portal's link function, as the callback the domain calls on a resubmission."""
-    portal = PortalContext(current_app.config["BASE_URL"], current_app.config["SHOP_NAME"])
+    portal = PortalContext.from_config(current_app.config)
     return lambda case: reopen_link(session, case, portal=portal, settings=settings, now=now)
 
 
