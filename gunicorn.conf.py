@@ -1,10 +1,10 @@
 """gunicorn settings for Verifier: `gunicorn --config gunicorn.conf.py wsgi:app`.
 
 The app adds a filter to gunicorn's access logger so upload-link tokens are logged as
-/u/[redacted] (verifier.web.RedactLinkTokens).
+/u/[redacted] (verifier.web.http.http.RedactLinkTokens).
 """
 
-from verifier import documents
+from verifier.portal import documents
 
 accesslog = "-"
 # Uploads are parsed in memory and decoded in a process pool; a slow decode is cut off there.

@@ -22,10 +22,10 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from verifier.core.settings import Settings
 from verifier.db import make_engine, migrate
 from verifier.models import VerificationCase
-from verifier.review_queue import QueueFilters, encode_cursor, list_queue, queue_counts, queue_query
-from verifier.settings import Settings
+from verifier.review.queue import QueueFilters, encode_cursor, list_queue, queue_counts, queue_query
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 BATCH = 50_000

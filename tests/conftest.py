@@ -16,8 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from verifier import create_app
-from verifier.apikeys import create_api_key
 from verifier.db import make_engine, migrate, new_session
+from verifier.intake.apikeys import create_api_key
 from verifier.models import Base
 
 PG_URL = os.environ.get("VERIFIER_TEST_DATABASE_URL", "").strip()
@@ -126,7 +126,7 @@ def auth(api_key):
     return {"Authorization": f"Bearer {api_key}"}
 
 
-# Staff users and sign-in (verifier.auth). Passwords are known so tests sign in for real.
+# Staff users and sign-in (verifier.web.auth). Passwords are known so tests sign in for real.
 STAFF_PASSWORDS = {
     "reviewer@example.test": "reviewer-password-1",
     "reviewer2@example.test": "reviewer-password-2",
@@ -135,7 +135,7 @@ STAFF_PASSWORDS = {
 
 
 def _make_staff(app, email: str, role: str):
-    from verifier.users import create_user
+    from verifier.staff.users import create_user
 
     session = new_session(app)
     user = create_user(session, email, role, STAFF_PASSWORDS[email], now=datetime.now(UTC))
@@ -190,5 +190,5 @@ def fast_password_hashing(monkeypatch):
     from argon2 import PasswordHasher
 
     monkeypatch.setattr(
-        "verifier.users._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        "verifier.staff.users._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     )

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from verifier.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from verifier.notify.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
 
 
 def closed_port() -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from PIL import Image, ImageDraw
 
 from tests.factories import order_payload
-from verifier.policies import create_policy_version
+from verifier.core.policies import create_policy_version
 
 
 def flag_everything(db_session, **settings) -> None:

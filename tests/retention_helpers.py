@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from verifier.db import new_session
 from verifier.models import Document, Order, UploadLink, VerificationCase, new_uuid
-from verifier.storage import Keyring, put_blob
+from verifier.vault.storage import Keyring, put_blob
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -9,7 +9,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from verifier.models import IN_REVIEW, Document, Order, StaffUser, VerificationCase
-from verifier.storage import Keyring, put_blob
+from verifier.vault.storage import Keyring, put_blob
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ADDRESS = {"line1": "1 High Street", "city": "London", "postcode": "SW1A 1AA", "country": "GB"}

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from verifier.core.policies import current_policy
+from verifier.core.sampling import REASON_NOT_SELECTED, REASON_REPEAT_EXEMPT
 from verifier.models import Order, SamplingDecision, VerificationCase
-from verifier.policies import current_policy
-from verifier.sampling import REASON_NOT_SELECTED, REASON_REPEAT_EXEMPT
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 _numbers = itertools.count(1)

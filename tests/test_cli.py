@@ -6,9 +6,9 @@ import io
 from sqlalchemy import func, select
 
 from tests.factories import order_payload
-from verifier.csvimport import COLUMNS
+from verifier.intake.csvimport import COLUMNS
 from verifier.models import ApiKey, AuditEvent, Order, SamplingPolicy, StaffUser
-from verifier.users import verify_password
+from verifier.staff.users import verify_password
 
 
 def test_migrate_is_idempotent(runner):

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from tests.conftest import make_environ
 from tests.notify_helpers import WebhookReceiver
 from verifier.config import PROJECT_ROOT
+from verifier.core.outbox import queue_email, queue_webhook
 from verifier.models import OutboxEmail, WebhookEvent
-from verifier.notify import queue_email, queue_webhook
 from verifier.worker import JOBS, Job, JobResult, register_job, run_worker
 
 

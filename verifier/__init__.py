@@ -10,29 +10,29 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from verifier import db
-from verifier.admin import bp as admin_bp
-from verifier.admin_settings import bp as settings_bp
-from verifier.admin_webhooks import bp as webhooks_bp
-from verifier.api import bp as api_bp
-from verifier.auth import init_auth
 from verifier.commands import register_commands
 from verifier.config import PROJECT_ROOT, load_config
-from verifier.dashboard_views import bp as dashboard_bp
-from verifier.home import bp as home_bp
-from verifier.limits import init_limits
-from verifier.portal import bp as portal_bp
+from verifier.insight.views import bp as dashboard_bp
+from verifier.intake.views import bp as api_bp
+from verifier.notify.views import bp as webhooks_bp
+from verifier.policy.views import bp as settings_bp
 from verifier.portal.views import UPLOAD_OVERHEAD_BYTES
-from verifier.quality_views import bp as quality_bp
-from verifier.retention_views import bp as retention_bp
-from verifier.review_pages import bp as review_bp
-from verifier.staff import bp as staff_bp
-from verifier.web import (
+from verifier.portal.views import bp as portal_bp
+from verifier.retention.views import bp as retention_bp
+from verifier.review.quality_views import bp as quality_bp
+from verifier.review.views import bp as review_bp
+from verifier.staff.admin_views import bp as admin_bp
+from verifier.staff.views import bp as staff_bp
+from verifier.web.auth import init_auth
+from verifier.web.http import (
     InMemoryRequest,
     configure_error_handlers,
     configure_log_redaction,
     configure_security_headers,
     csrf,
 )
+from verifier.web.limits import init_limits
+from verifier.web.views import bp as home_bp
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

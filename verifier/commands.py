@@ -11,19 +11,19 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from verifier.accounts import reset_password, reset_two_factor
-from verifier.apikeys import create_api_key, list_api_keys, revoke_api_key
-from verifier.csvimport import import_orders
-from verifier.customer_mail import PortalContext
+from verifier.core.policies import create_policy_version, current_settings
+from verifier.core.sampling import format_rate, parse_rate
 from verifier.db import get_session, migrate, new_session
-from verifier.demo import DEMO_API_KEY, DEMO_USERS, seed_demo
+from verifier.demo.shop import DEMO_API_KEY, DEMO_USERS, seed_demo
 from verifier.errors import VerifierError
+from verifier.intake.apikeys import create_api_key, list_api_keys, revoke_api_key
+from verifier.intake.csvimport import import_orders
 from verifier.models import ROLES
-from verifier.policies import create_policy_version, current_settings
-from verifier.retention import purge_due_documents
-from verifier.sampling import format_rate, parse_rate
-from verifier.storage import Keyring
-from verifier.users import create_user, find_user
+from verifier.portal.customer_mail import PortalContext
+from verifier.retention.purge import purge_due_documents
+from verifier.staff.accounts import reset_password, reset_two_factor
+from verifier.staff.users import create_user, find_user
+from verifier.vault.storage import Keyring
 from verifier.worker import run_worker
 
 

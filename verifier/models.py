@@ -109,7 +109,7 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped by logout-everywhere, deactivation and password change: old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
-    # Sealed under the master key, never the base32 secret itself (verifier.totp.seal_secret).
+    # Sealed under the master key, never the base32 secret itself (verifier.staff.totp.seal_secret).
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 section 5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
@@ -152,7 +152,7 @@ class SamplingPolicy(Base):
     rule_country_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
     rule_name_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
     # Every other admin setting of this version (document requirement, link lifetime,
-    # retention, four-eyes, ...); keys and defaults live in verifier.settings.
+    # retention, four-eyes, ...); keys and defaults live in verifier.core.settings.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))

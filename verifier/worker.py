@@ -14,13 +14,13 @@ from typing import Any
 
 from flask import Flask
 
-from verifier.customer_mail import PortalContext
+from verifier.core.policies import current_settings
 from verifier.db import new_session
-from verifier.links import expire_overdue_cases, send_due_reminders
-from verifier.mail import backend_from_config, deliver_due_emails
-from verifier.policies import current_settings
-from verifier.retention import purge_due_documents
-from verifier.webhooks import deliver_due_webhooks
+from verifier.notify.mail import backend_from_config, deliver_due_emails
+from verifier.notify.webhooks import deliver_due_webhooks
+from verifier.portal.customer_mail import PortalContext
+from verifier.portal.links import expire_overdue_cases, send_due_reminders
+from verifier.retention.purge import purge_due_documents
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from tests.portal_helpers import create_flagged_order, flag_everything, token_path
 from verifier.models import Document, VerificationCase
-from verifier.storage import Keyring, read_blob
+from verifier.vault.storage import Keyring, read_blob
 
 pytestmark = pytest.mark.browser
 

@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.retention_helpers import add_document, keyring_of, make_case
+from verifier.core.settings import Settings
 from verifier.db import new_session
-from verifier.retention import purge_due_documents
-from verifier.settings import Settings
+from verifier.retention.purge import purge_due_documents
 
 pytestmark = pytest.mark.browser
 

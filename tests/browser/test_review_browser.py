@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from tests.notify_helpers import WebhookReceiver
 from tests.review_helpers import add_document, make_case
-from verifier.demo_cases import demo_card_image
+from verifier.core.checklist import CHECKS
+from verifier.core.policies import current_policy
+from verifier.demo.cases import demo_card_image
 from verifier.models import APPROVED, AuditEvent, SamplingDecision, VerificationCase
-from verifier.policies import current_policy
-from verifier.review import CHECKS
-from verifier.webhooks import verify_signature
+from verifier.notify.webhooks import verify_signature
 from verifier.worker import run_worker
 
 pytestmark = pytest.mark.browser

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.stats_helpers import add_order
+from verifier.core.sampling import RULE_AMOUNT, RULE_COUNTRY
 from verifier.models import (
     APPROVED,
     AWAITING_DOCUMENTS,
@@ -21,7 +22,6 @@ from verifier.models import (
     QualityReview,
     VerificationCase,
 )
-from verifier.sampling import RULE_AMOUNT, RULE_COUNTRY
 
 pytestmark = pytest.mark.browser
 

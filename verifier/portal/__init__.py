@@ -1,5 +1,4 @@
-"""The customer upload portal."""
+"""The customer upload portal.
 
-from verifier.portal.views import bp
-
-__all__ = ["bp"]
+Links, customer email, the upload pipeline and its decoders, submissions.
+"""

@@ -24,24 +24,28 @@ from flask import (
     url_for,
 )
 
-from verifier.customer_mail import format_amount, requirement_lines
+from verifier.core.policies import current_settings
+from verifier.core.settings import REQUIRED_SETS
+from verifier.core.wording import format_amount
 from verifier.db import get_session
-from verifier.documents import DEFAULT_LIMITS, PipelineLimits, get_default_pool, process_upload
 from verifier.errors import ConflictError, UploadRejected
-from verifier.limits import limiter
-from verifier.links import (
+from verifier.models import DOCUMENT_KINDS, UploadLink
+from verifier.portal.customer_mail import requirement_lines
+from verifier.portal.documents import (
+    DEFAULT_LIMITS,
+    PipelineLimits,
+    get_default_pool,
+    process_upload,
+)
+from verifier.portal.forms import DeclineForm, SubmitForm
+from verifier.portal.links import (
     EXPIRED_LINK,
     INVALID,
     create_handoff_link,
     link_url,
     resolve_token,
 )
-from verifier.models import DOCUMENT_KINDS, UploadLink
-from verifier.policies import current_settings
-from verifier.portal.forms import DeclineForm, SubmitForm
-from verifier.settings import REQUIRED_SETS
-from verifier.storage import Keyring, delete_blob, read_blob
-from verifier.submissions import (
+from verifier.portal.submissions import (
     KIND_LABELS,
     allowed_kinds,
     decline_verification,
@@ -52,7 +56,9 @@ from verifier.submissions import (
     store_upload,
     submit_documents,
 )
-from verifier.web import wants_json
+from verifier.vault.storage import Keyring, delete_blob, read_blob
+from verifier.web.http import wants_json
+from verifier.web.limits import limiter
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)

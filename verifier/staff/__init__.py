@@ -1,5 +1,4 @@
-"""Staff sign-in, sign-out, password change and two-factor enrolment (/staff)."""
+"""Staff: accounts, passwords, sign-in and two-factor.
 
-from verifier.staff.views import bp
-
-__all__ = ["bp"]
+The staff pages (/staff) and the admin pages for staff accounts and the audit log (/admin).
+"""

@@ -1,4 +1,4 @@
-"""Forms of the staff pages, and the one helper that puts domain errors onto a form."""
+"""Forms of the staff sign-in and account pages."""
 
 from __future__ import annotations
 
@@ -6,24 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
-from verifier.errors import ValidationError
-
 # Argon2 accepts any length; the cap only stops absurd request bodies from being hashed.
 PASSWORD_MAX = 1024
-
-
-def apply_domain_errors(form: FlaskForm, exc: ValidationError) -> list[str]:
-    """Attach each field error of `exc` to the form field of that name; return the rest."""
-    general = []
-    for name, message in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = [*field.errors, message]
-        else:
-            general.append(message)
-    if not exc.fields:
-        general.append(exc.message)
-    return general
 
 
 class LoginForm(FlaskForm):

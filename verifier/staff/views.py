@@ -23,9 +23,27 @@ from flask import (
 )
 from markupsafe import Markup
 
-from verifier import totp
-from verifier.accounts import change_password, disable_two_factor, enable_two_factor
-from verifier.auth import (
+from verifier.db import get_session
+from verifier.errors import ValidationError, VerifierError
+from verifier.staff import totp
+from verifier.staff.accounts import change_password, disable_two_factor, enable_two_factor
+from verifier.staff.forms import (
+    CodeForm,
+    DisableTwoFactorForm,
+    EnableTwoFactorForm,
+    LoginForm,
+    PasswordForm,
+)
+from verifier.staff.logins import (
+    SignInFailed,
+    check_code_step,
+    check_password_step,
+    complete_sign_in,
+    needs_code,
+    sign_out,
+)
+from verifier.vault.storage import Keyring
+from verifier.web.auth import (
     current_staff,
     default_landing,
     end_staff_session,
@@ -34,26 +52,8 @@ from verifier.auth import (
     staff_required,
     start_staff_session,
 )
-from verifier.db import get_session
-from verifier.errors import ValidationError, VerifierError
-from verifier.limits import limiter
-from verifier.logins import (
-    SignInFailed,
-    check_code_step,
-    check_password_step,
-    complete_sign_in,
-    needs_code,
-    sign_out,
-)
-from verifier.staff.forms import (
-    CodeForm,
-    DisableTwoFactorForm,
-    EnableTwoFactorForm,
-    LoginForm,
-    PasswordForm,
-    apply_domain_errors,
-)
-from verifier.storage import Keyring
+from verifier.web.forms import apply_domain_errors
+from verifier.web.limits import limiter
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 

@@ -1,0 +1,118 @@
+"""Sampling policy versions: append-only, the newest is in force."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from verifier.core.audit import record_event
+from verifier.core.sampling import DEFAULT_RATE_BP, Policy, format_rate
+from verifier.core.settings import Settings, settings_from, validate_settings
+from verifier.models import SamplingPolicy
+
+INITIAL_REASON = "Initial default policy"
+# Each failed attempt means another edit was saved first, so this bounds concurrent editors.
+VERSION_ATTEMPTS = 20
+
+
+def current_policy(session: Session) -> SamplingPolicy:
+    """The newest policy version, creating version 1 (5 %, no rules) in an empty database."""
+    policy = session.scalar(select(SamplingPolicy).order_by(SamplingPolicy.version.desc()).limit(1))
+    if policy is not None:
+        return policy
+    try:
+        with session.begin_nested():
+            policy = SamplingPolicy(
+                version=1, rate_bp=DEFAULT_RATE_BP, created_by_label="system", reason=INITIAL_REASON
+            )
+            session.add(policy)
+    except IntegrityError:
+        # Another process created version 1 between our read and our insert.
+        policy = session.scalar(select(SamplingPolicy).where(SamplingPolicy.version == 1))
+    return policy
+
+
+def current_settings(session: Session) -> Settings:
+    """The effective admin settings of the policy version in force."""
+    return settings_from(current_policy(session).settings)
+
+
+def as_sampler_policy(row: SamplingPolicy) -> Policy:
+    return Policy(
+        version=row.version,
+        rate_bp=row.rate_bp,
+        amount_threshold_minor=row.amount_threshold_minor,
+        country_mismatch=row.rule_country_mismatch,
+        name_mismatch=row.rule_name_mismatch,
+    )
+
+
+def create_policy_version(
+    session: Session,
+    *,
+    changes: dict,
+    reason: str,
+    actor_label: str,
+    actor_id: int | None,
+    now: datetime,
+) -> SamplingPolicy:
+    """Add a new policy version copying the current one with `changes` applied.
+
+    Retries on a version-number race, so concurrent edits never lose a version.
+    """
+    allowed = {
+        "rate_bp",
+        "amount_threshold_minor",
+        "rule_country_mismatch",
+        "rule_name_mismatch",
+        "settings",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"unknown policy fields: {sorted(unknown)}")
+    for _attempt in range(VERSION_ATTEMPTS):
+        base = current_policy(session)
+        next_version = (session.scalar(select(func.max(SamplingPolicy.version))) or 0) + 1
+        fields = {
+            "rate_bp": base.rate_bp,
+            "amount_threshold_minor": base.amount_threshold_minor,
+            "rule_country_mismatch": base.rule_country_mismatch,
+            "rule_name_mismatch": base.rule_name_mismatch,
+        } | changes
+        # Settings changes are partial: keep every setting the change does not name.
+        fields["settings"] = dict(base.settings or {}) | validate_settings(
+            changes.get("settings", {})
+        )
+        try:
+            with session.begin_nested():
+                policy = SamplingPolicy(
+                    version=next_version,
+                    created_at=now,
+                    created_by_id=actor_id,
+                    created_by_label=actor_label,
+                    reason=reason,
+                    **fields,
+                )
+                session.add(policy)
+        except IntegrityError:
+            continue
+        record_event(
+            session,
+            "policy.changed",
+            actor_type="staff" if actor_id else "cli",
+            actor_id=actor_id or actor_label,
+            target_type="sampling_policy",
+            target_id=next_version,
+            details={
+                "reason": reason,
+                "rate": format_rate(policy.rate_bp),
+                "previous_version": base.version,
+                "changed": sorted((set(changes) - {"settings"}) | set(changes.get("settings", {}))),
+            },
+            now=now,
+        )
+        return policy
+    raise RuntimeError(f"could not allocate a policy version after {VERSION_ATTEMPTS} attempts")

@@ -1,0 +1,82 @@
+"""Shop API keys: shown once at creation, stored only as a SHA-256 hash, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from verifier.core.audit import record_event
+from verifier.errors import NotFoundError, ValidationError
+from verifier.models import ApiKey
+
+KEY_PREFIX = "vk_"
+# Writing last_used_at on every request would make every API call a write; once a minute is
+# plenty to tell an operator whether a key is still in use.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, name: str, now: datetime) -> tuple[ApiKey, str]:
+    """Create a key named `name`; returns the row and the plaintext key, which is never stored."""
+    name = " ".join(name.split())
+    if not name or len(name) > 100:
+        raise ValidationError("Give the key a name of 1-100 characters.", {"name": "Required."})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(name=name, prefix=key[:10], key_hash=hash_key(key), created_at=now)
+    session.add(row)
+    session.flush()
+    record_event(
+        session, "api_key.created", actor_type="cli", target_type="api_key", target_id=row.id,
+        details={"name": name, "prefix": row.prefix}, now=now,
+    )  # fmt: skip
+    return row, key
+
+
+def authenticate_api_key(session: Session, presented: str, now: datetime) -> ApiKey | None:
+    """The active key matching `presented`, or None; notes its use (audited) once a minute."""
+    if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
+        return None
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
+        # Key use is audited at the same granularity: one event a minute at most per key.
+        row.last_used_at = now
+        record_event(session, "api_key.used", actor_type="api", actor_id=row.id,
+                     target_type="api_key", target_id=row.id,
+                     details={"name": row.name, "prefix": row.prefix}, now=now)  # fmt: skip
+    return row
+
+
+def revoke_api_key(session: Session, ident: str, now: datetime) -> ApiKey:
+    """Revoke a key by its id, name or prefix; raises NotFoundError when none or several match."""
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+    if ident.isdigit():
+        rows = session.scalars(query.where(ApiKey.id == int(ident))).all()
+    else:
+        rows = session.scalars(
+            query.where((ApiKey.name == ident) | (ApiKey.prefix == ident[:10]))
+        ).all()
+    if len(rows) != 1:
+        raise NotFoundError(
+            f"No single active API key matches {ident!r} ({len(rows)} found); "
+            "use the id from `verifier list-api-keys`."
+        )
+    row = rows[0]
+    row.revoked_at = now
+    record_event(
+        session, "api_key.revoked", actor_type="cli", target_type="api_key", target_id=row.id,
+        details={"name": row.name, "prefix": row.prefix}, now=now,
+    )  # fmt: skip
+    return row
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))

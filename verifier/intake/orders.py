@@ -1,0 +1,167 @@
+"""Order intake: store an order once, draw its sample once, open a case when flagged."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from verifier.core.audit import record_event
+from verifier.core.cases import open_case
+from verifier.core.policies import as_sampler_policy, current_policy
+from verifier.core.sampling import OrderFacts, draw_sample
+from verifier.core.settings import settings_from
+from verifier.errors import ConflictError
+from verifier.intake.payload import OrderInput
+from verifier.models import APPROVED, CLEARED, Order, SamplingDecision, VerificationCase
+from verifier.portal.customer_mail import PortalContext
+from verifier.portal.links import Invitation, invite_customer
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    order: Order
+    created: bool
+    # The customer's link, known only when this call opened the case (its token is not stored).
+    invitation: Invitation | None = None
+
+
+def get_order(session: Session, external_id: str) -> Order | None:
+    return session.scalar(
+        select(Order)
+        .where(Order.external_id == external_id)
+        .options(selectinload(Order.decision), selectinload(Order.case))
+    )
+
+
+def order_status(order: Order) -> str:
+    """The lifecycle status: `cleared` when not flagged, otherwise the case's state."""
+    return order.case.status if order.case is not None else CLEARED
+
+
+def approved_recently(
+    session: Session, *, email: str, card_last4: str, since: datetime, before: datetime
+) -> bool:
+    """Whether this customer (same email and card last four) had a case approved in the window."""
+    found = session.scalar(
+        select(VerificationCase.id)
+        .join(Order, VerificationCase.order_id == Order.id)
+        .where(
+            Order.customer_email == email,
+            Order.card_last4 == card_last4,
+            VerificationCase.status == APPROVED,
+            VerificationCase.decided_at >= since,
+            VerificationCase.decided_at <= before,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _existing(session: Session, data: OrderInput) -> IntakeResult | None:
+    order = get_order(session, data.external_id)
+    if order is None:
+        return None
+    if order.payload_hash != data.payload_hash():
+        raise ConflictError(
+            f"An order with external_id {data.external_id!r} already exists with different "
+            "details. Orders cannot be changed once sent; use a new external_id."
+        )
+    return IntakeResult(order, created=False)
+
+
+def submit_order(
+    session: Session,
+    data: OrderInput,
+    *,
+    source: str,
+    rng: random.Random,
+    now: datetime,
+    portal: PortalContext,
+    actor_id: str | None = None,
+) -> IntakeResult:
+    """Store a new order with its sampling decision, or return the stored one unchanged.
+
+    A flagged order gets a case, a link and an invitation email in the outbox. Raises
+    ConflictError when the external id exists with a different payload. Flushes only.
+    """
+    found = _existing(session, data)
+    if found is not None:
+        return found
+    policy_row = current_policy(session)
+    facts = OrderFacts(
+        amount_minor=data.amount_minor,
+        billing_country=data.billing_address["country"],
+        shipping_country=data.shipping_address["country"],
+        customer_name=data.customer_name,
+        cardholder_name=data.cardholder_name,
+    )
+    exemption_days = settings_from(policy_row.settings).repeat_exemption_days
+    repeat_exempt = exemption_days is not None and approved_recently(
+        session,
+        email=data.customer_email,
+        card_last4=data.card_last4,
+        since=now - timedelta(days=exemption_days),
+        before=now,
+    )
+    decision = draw_sample(as_sampler_policy(policy_row), facts, rng, repeat_exempt=repeat_exempt)
+    try:
+        with session.begin_nested():
+            order = Order(
+                external_id=data.external_id,
+                payload_hash=data.payload_hash(),
+                source=source,
+                placed_at=data.placed_at,
+                amount_minor=data.amount_minor,
+                currency=data.currency,
+                customer_name=data.customer_name,
+                customer_email=data.customer_email,
+                billing_address=data.billing_address,
+                shipping_address=data.shipping_address,
+                card_brand=data.card_brand,
+                card_last4=data.card_last4,
+                cardholder_name=data.cardholder_name,
+                created_at=now,
+            )
+            session.add(order)
+            session.add(
+                SamplingDecision(
+                    order=order,
+                    policy_id=policy_row.id,
+                    flagged=decision.flagged,
+                    reason=decision.reason,
+                    rules_matched=list(decision.rules_matched),
+                    draw=decision.draw,
+                    rate_bp=decision.rate_bp,
+                    created_at=now,
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        # A concurrent request stored the same external id first: answer as a resend.
+        found = _existing(session, data)
+        if found is None:
+            raise
+        return found
+    record_event(
+        session,
+        "order.received",
+        actor_type="api" if source == "api" else "cli",
+        actor_id=actor_id,
+        target_type="order",
+        target_id=order.external_id,
+        details={"flagged": decision.flagged, "reason": decision.reason,
+                 "policy_version": decision.policy_version},
+        now=now,
+    )  # fmt: skip
+    invitation = None
+    if decision.flagged:
+        case = open_case(session, order, decision.reason, now)
+        invitation = invite_customer(
+            session, case, portal=portal, settings=settings_from(policy_row.settings), now=now
+        )
+    return IntakeResult(order, created=True, invitation=invitation)

@@ -1,0 +1,230 @@
+"""Order payload validation: one parser for the JSON API and the CSV import, field-level errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from verifier.core.checks import COUNTRIES, EMAIL_RE, EXTERNAL_ID_RE, PAN_RE
+from verifier.errors import ValidationError
+
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+MAX_AMOUNT_MINOR = 10**13
+# Unicode categories refused in text fields: control characters and surrogates (Cc, Cs).
+_BAD_CATEGORIES = frozenset({"Cc", "Cs"})
+MAX_FUTURE = timedelta(days=1)
+
+TOP_FIELDS = {
+    "external_id",
+    "placed_at",
+    "amount",
+    "currency",
+    "customer",
+    "billing_address",
+    "shipping_address",
+    "card",
+}
+ADDRESS_FIELDS = {"name": False, "line1": True, "line2": False, "city": True, "region": False,
+                  "postcode": False, "country": True}  # fmt: skip
+CUSTOMER_FIELDS = {"name": True, "email": True}
+CARD_FIELDS = {"brand": False, "last4": True, "holder_name": True}
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    """A validated, normalised order as the shop sent it."""
+
+    external_id: str
+    placed_at: datetime
+    amount_minor: int
+    currency: str
+    customer_name: str
+    customer_email: str
+    billing_address: dict[str, str]
+    shipping_address: dict[str, str]
+    card_brand: str | None
+    card_last4: str
+    cardholder_name: str
+
+    def payload_hash(self) -> str:
+        """SHA-256 of the canonical form: the same order sent twice hashes the same."""
+        data = asdict(self)
+        data["placed_at"] = self.placed_at.astimezone(UTC).isoformat()
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.fields.setdefault(path, message)
+
+
+def _text(errors: _Errors, obj: dict, key: str, path: str, *, required: bool, max_len: int = 200):
+    value = obj.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors.add(path, "This field is required.")
+        return None
+    if not isinstance(value, str):
+        errors.add(path, "Must be a string.")
+        return None
+    if any(unicodedata.category(c) in _BAD_CATEGORIES and c not in "\t\n\r" for c in value):
+        # NUL and other control characters (line breaks and tabs are folded into spaces
+        # below), and lone surrogates, which are not text at all.
+        errors.add(path, "Contains control characters or invalid text.")
+        return None
+    value = " ".join(value.split())
+    if len(value) > max_len:
+        errors.add(path, f"Must be at most {max_len} characters.")
+        return None
+    if PAN_RE.search(value):
+        errors.add(path, "Looks like a card number; never send full card numbers.")
+        return None
+    return value
+
+
+def _object(errors: _Errors, obj: dict, key: str, spec: dict[str, bool]) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        errors.add(key, "This field is required.")
+        return {}
+    if not isinstance(value, dict):
+        errors.add(key, "Must be an object.")
+        return {}
+    for extra in sorted(set(value) - set(spec)):
+        errors.add(f"{key}.{extra}", "Unknown field.")
+    return value
+
+
+def _address(errors: _Errors, obj: dict, key: str) -> dict[str, str]:
+    raw = _object(errors, obj, key, ADDRESS_FIELDS)
+    out: dict[str, str] = {}
+    for name, required in ADDRESS_FIELDS.items():
+        if name == "country":
+            continue
+        value = _text(errors, raw, name, f"{key}.{name}", required=raw != {} and required)
+        if value is not None:
+            out[name] = value
+    country = raw.get("country")
+    if raw and (not isinstance(country, str) or country.strip().upper() not in COUNTRIES):
+        errors.add(f"{key}.country", "Must be an ISO 3166-1 alpha-2 country code, such as GB.")
+    elif raw:
+        out["country"] = country.strip().upper()
+    return out
+
+
+def _amount(errors: _Errors, value: Any) -> int | None:
+    if value is None or value == "":
+        errors.add("amount", "This field is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        errors.add("amount", 'Must be a decimal number such as "129.99".')
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        errors.add("amount", 'Must be a decimal number such as "129.99".')
+        return None
+    if not amount.is_finite() or amount < 0:
+        errors.add("amount", "Must be zero or more.")
+        return None
+    if amount * 100 >= MAX_AMOUNT_MINOR:  # checked first: quantize() fails on huge numbers
+        errors.add("amount", "Is too large.")
+        return None
+    if amount != amount.quantize(Decimal("0.01")):
+        errors.add("amount", "At most two decimals.")
+        return None
+    minor = int(amount * 100)
+    if minor >= MAX_AMOUNT_MINOR:
+        errors.add("amount", "Is too large.")
+        return None
+    return minor
+
+
+def _placed_at(errors: _Errors, value: Any, now: datetime) -> datetime | None:
+    if value is None or value == "":
+        errors.add("placed_at", "This field is required.")
+        return None
+    if not isinstance(value, str):
+        errors.add("placed_at", "Must be an ISO 8601 date and time string.")
+        return None
+    try:
+        placed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        errors.add("placed_at", "Must be an ISO 8601 date and time, such as 2026-11-20T14:05:00Z.")
+        return None
+    if placed.tzinfo is None:
+        errors.add("placed_at", "Include a timezone, such as Z or +01:00.")
+        return None
+    placed = placed.astimezone(UTC)
+    if placed > now + MAX_FUTURE:
+        errors.add("placed_at", "Is in the future.")
+        return None
+    return placed
+
+
+def parse_order(payload: Any, now: datetime) -> OrderInput:
+    """Validate and normalise an order payload, raising ValidationError with every bad field."""
+    if not isinstance(payload, dict):
+        raise ValidationError("The order must be a JSON object.", {})
+    errors = _Errors()
+    for extra in sorted(set(payload) - TOP_FIELDS):
+        errors.add(extra, "Unknown field.")
+
+    external_id = payload.get("external_id")
+    if external_id is None or external_id == "":
+        errors.add("external_id", "This field is required.")
+    elif not isinstance(external_id, str) or not EXTERNAL_ID_RE.match(external_id):
+        errors.add(
+            "external_id",
+            "Use 1-100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.",
+        )
+    placed_at = _placed_at(errors, payload.get("placed_at"), now)
+    amount_minor = _amount(errors, payload.get("amount"))
+    currency = payload.get("currency")
+    if currency is None or currency == "":
+        errors.add("currency", "This field is required.")
+    elif not isinstance(currency, str) or not CURRENCY_RE.match(currency.strip().upper()):
+        errors.add("currency", "Must be a three-letter ISO 4217 code, such as EUR.")
+    else:
+        currency = currency.strip().upper()
+
+    customer = _object(errors, payload, "customer", CUSTOMER_FIELDS)
+    customer_name = _text(errors, customer, "name", "customer.name", required=bool(customer))
+    email = _text(errors, customer, "email", "customer.email", required=bool(customer), max_len=254)
+    if email is not None and not EMAIL_RE.match(email):
+        errors.add("customer.email", "Must be an email address.")
+    billing = _address(errors, payload, "billing_address")
+    shipping = _address(errors, payload, "shipping_address")
+
+    card = _object(errors, payload, "card", CARD_FIELDS)
+    brand = _text(errors, card, "brand", "card.brand", required=False, max_len=20)
+    last4 = card.get("last4")
+    if card and (not isinstance(last4, str) or not re.fullmatch(r"\d{4}", last4)):
+        errors.add("card.last4", "Must be exactly four digits, as a string.")
+    holder = _text(errors, card, "holder_name", "card.holder_name", required=bool(card))
+
+    if errors.fields:
+        raise ValidationError("The order has invalid fields.", errors.fields)
+    return OrderInput(
+        external_id=external_id,
+        placed_at=placed_at,
+        amount_minor=amount_minor,
+        currency=currency,
+        customer_name=customer_name,
+        customer_email=email.lower(),
+        billing_address=billing,
+        shipping_address=shipping,
+        card_brand=brand.lower() if brand else None,
+        card_last4=last4,
+        cardholder_name=holder,
+    )

@@ -1,0 +1,183 @@
+"""API views: parse -> one domain call -> JSON; errors are JSON in the app's one handler."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+
+from verifier.core.checks import EXTERNAL_ID_RE
+from verifier.core.sampling import format_rate
+from verifier.db import get_session
+from verifier.errors import NotFoundError
+from verifier.intake.apikeys import authenticate_api_key
+from verifier.intake.openapi import openapi_document
+from verifier.intake.orders import get_order, order_status, submit_order
+from verifier.intake.payload import parse_order
+from verifier.portal.customer_mail import PortalContext
+from verifier.portal.links import active_expiry
+from verifier.retention.holds import hold_body, hold_order, release_order_hold
+from verifier.web.http import json_error
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+_system_random = random.SystemRandom()
+
+
+@bp.before_request
+def _limit_body():
+    request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+
+
+def require_api_key(view):
+    """Reject the request with 401 unless it carries an active `Authorization: Bearer` key."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        key = None
+        if scheme.lower() == "bearer" and presented.strip():
+            key = authenticate_api_key(get_session(), presented.strip(), datetime.now(UTC))
+        if key is None:
+            response, status = json_error(
+                401,
+                "unauthorized",
+                "Send a valid API key as 'Authorization: Bearer <key>'."
+                if not header
+                else "The API key is not valid or has been revoked.",
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="verifier"'
+            return response, status
+        g.api_key = key
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def order_body(session, order, invitation=None) -> dict:
+    """The JSON representation of an order's status and sampling decision.
+
+    `upload_url` is only known in the response that opened the case: only its hash is kept.
+    """
+    decision = order.decision
+    case = order.case
+    body = {
+        "external_id": order.external_id,
+        "status": order_status(order),
+        "received_at": order.created_at.isoformat(),
+        "decision": {
+            "flagged": decision.flagged,
+            "reason": decision.reason,
+            "rules_matched": list(decision.rules_matched),
+            "policy_version": decision.policy.version,
+            "rate_percent": format_rate(decision.rate_bp),
+            "draw": decision.draw,
+            "decided_at": decision.created_at.isoformat(),
+        },
+        "case": None,
+    }
+    if case is not None:
+        body["case"] = {
+            "id": case.id,
+            "status": case.status,
+            "opened_at": case.created_at.isoformat(),
+            "decided_at": case.decided_at.isoformat() if case.decided_at else None,
+            "upload_url": invitation.url if invitation else None,
+            "expires_at": _iso(
+                invitation.expires_at if invitation else active_expiry(session, case.id)
+            ),
+        }
+    return body
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+@bp.post("/orders")
+@require_api_key
+def create_order():
+    if not request.is_json:
+        return json_error(
+            415,
+            "unsupported_media_type",
+            "Send the order as JSON with Content-Type: application/json.",
+        )
+    payload = request.get_json(silent=True)
+    if payload is None:
+        return json_error(400, "invalid_json", "The request body is not valid JSON.")
+    now = datetime.now(UTC)
+    data = parse_order(payload, now)
+    session = get_session()
+    portal = PortalContext.from_config(current_app.config)
+    result = submit_order(
+        session,
+        data,
+        source="api",
+        rng=_system_random,
+        now=now,
+        portal=portal,
+        actor_id=str(g.api_key.id),
+    )
+    body = order_body(session, result.order, result.invitation)
+    session.commit()
+    response = jsonify(body)
+    response.status_code = 201 if result.created else 200
+    response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
+    return response
+
+
+@bp.get("/orders/<external_id>")
+@require_api_key
+def read_order(external_id: str):
+    session = get_session()
+    order = get_order(session, external_id) if EXTERNAL_ID_RE.match(external_id) else None
+    if order is None:
+        session.commit()  # keeps the key's last_used_at
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    body = order_body(session, order)
+    session.commit()
+    return jsonify(body)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+def _hold_reason():
+    """The optional JSON body's "reason"; None when there is no JSON body."""
+    if not request.get_data():
+        return None
+    payload = request.get_json(silent=True)
+    return payload.get("reason") if isinstance(payload, dict) else ""
+
+
+@bp.post("/orders/<external_id>/hold")
+@require_api_key
+def hold_order_view(external_id: str):
+    """Put the order's case on legal hold (a chargeback): purge keeps its evidence."""
+    if not EXTERNAL_ID_RE.match(external_id):
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    session = get_session()
+    case = hold_order(session, external_id, _hold_reason(), actor_type="api",
+                      actor_id=str(g.api_key.id), now=datetime.now(UTC))  # fmt: skip
+    body = hold_body(case)
+    session.commit()
+    return jsonify(body)
+
+
+@bp.delete("/orders/<external_id>/hold")
+@require_api_key
+def release_order_hold_view(external_id: str):
+    """Release the order's legal hold; retention applies again from the next purge."""
+    if not EXTERNAL_ID_RE.match(external_id):
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    session = get_session()
+    case = release_order_hold(session, external_id, _hold_reason(), actor_type="api",
+                              actor_id=str(g.api_key.id), now=datetime.now(UTC))  # fmt: skip
+    body = hold_body(case)
+    session.commit()
+    return jsonify(body)

@@ -1,0 +1,1 @@
+"""Notify: delivering the outbox (customer email, signed shop webhooks) and the webhooks pages."""

@@ -1,0 +1,366 @@
+"""Shop webhooks from the outbox: signing, the claim -> POST -> record loop that several
+workers may run at once, the delivery log, and redelivery on an admin's request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from verifier.core.audit import record_event
+from verifier.core.outbox import record_claimed_outcome
+from verifier.errors import ConflictError, NotFoundError
+from verifier.models import OutboxEmail, WebhookDelivery, WebhookEvent
+from verifier.notify.mail import (
+    DeliveryReport,
+    count_emails_by_status,
+    failed_emails,
+    retry_delay,
+    truncate_error,
+)
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, DELIVERED, FAILED, SKIPPED = (
+    "pending",
+    "sending",
+    "delivered",
+    "failed",
+    "skipped",
+)
+WEBHOOK_STATES = (PENDING, SENDING, DELIVERED, FAILED, SKIPPED)
+MAX_WEBHOOK_ATTEMPTS = 15
+DEFAULT_LEASE = timedelta(minutes=10)
+SIGNATURE_HEADER = "Verifier-Signature"
+EVENT_ID_HEADER = "Verifier-Event-Id"
+USER_AGENT = "Verifier-Webhooks/1"
+RESPONSE_PEEK_BYTES = 200
+
+
+def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
+    """The `Verifier-Signature` value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t." + body>`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, now: datetime | float, tolerance: int = 300
+) -> bool:
+    """True when `header` signs exactly `body` with `secret` within `tolerance` seconds of now.
+
+    Several `v1=` entries are accepted (any one may match), so a secret can be rotated.
+    """
+    parts = [p.partition("=") for p in (header or "").split(",")]
+    stamps = [v.strip() for k, _, v in parts if k.strip() == "t"]
+    signatures = [v.strip() for k, _, v in parts if k.strip() == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
+        return False
+    timestamp = int(stamps[0])
+    now_ts = now.timestamp() if isinstance(now, datetime) else float(now)
+    if abs(now_ts - timestamp) > tolerance:
+        return False
+    expected = sign_payload(secret, timestamp, body).partition(",v1=")[2]
+    return any(hmac.compare_digest(expected, s) for s in signatures)
+
+
+def event_body(event_payload: dict) -> bytes:
+    """The exact bytes POSTed: the same on every redelivery of one event."""
+    return json.dumps(event_payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    id: int
+    event_id: str
+    event_type: str
+    body: bytes
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _case_of(model):
+    return model.payload[("data", "case_id")].as_integer()
+
+
+def claim_due_events(
+    session: Session, now: datetime, *, batch: int, lease: timedelta
+) -> list[ClaimedEvent]:
+    """Mark up to `batch` due events `sending` until now + lease; the caller commits at once.
+
+    An event waits while an earlier event of the same case is still pending or sending, so a
+    shop hears each case's changes in the order they happened. PostgreSQL skips rows another
+    worker has locked; SQLite's BEGIN IMMEDIATE serialises claims.
+    """
+    earlier = aliased(WebhookEvent)
+    blocked = exists().where(
+        earlier.id < WebhookEvent.id,
+        earlier.status.in_((PENDING, SENDING)),
+        _case_of(earlier) == _case_of(WebhookEvent),
+    )
+    rows = session.scalars(
+        select(WebhookEvent)
+        .where(
+            WebhookEvent.status.in_((PENDING, SENDING)),
+            WebhookEvent.next_attempt_at <= now,
+            ~blocked,
+        )
+        .order_by(WebhookEvent.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True, of=WebhookEvent)
+    ).all()
+    claimed = []
+    for row in rows:
+        row.status = SENDING
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+        claimed.append(
+            ClaimedEvent(
+                row.id, row.event_id, row.event_type, event_body(row.payload), row.attempts
+            )
+        )
+    return claimed
+
+
+def skip_due_events(session: Session, now: datetime) -> int:
+    """With no webhook URL configured, mark due events `skipped` (kept; an admin can redeliver)."""
+    result = session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
+        .values(status=SKIPPED, last_error="not sent: VERIFIER_WEBHOOK_URL is not set")
+    )
+    if result.rowcount:
+        log.info("%s webhook events skipped: VERIFIER_WEBHOOK_URL is not set", result.rowcount)
+    return result.rowcount
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect is an answer, not a delivery: following it could post the event elsewhere.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def post_event(url: str, secret: str, event: ClaimedEvent, now: datetime, timeout: float):
+    """POST one signed event; returns the attempt's status code or error, never raises."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        EVENT_ID_HEADER: event.event_id,
+        SIGNATURE_HEADER: sign_payload(secret, int(now.timestamp()), event.body),
+    }
+    if not url.lower().startswith(("http://", "https://")):
+        return AttemptResult(None, "VERIFIER_WEBHOOK_URL is not an http(s) address", 0)
+    # The scheme is checked just above, so urllib's file: and ftp: handlers are never reached.
+    request = urllib.request.Request(  # noqa: S310
+        url, data=event.body, headers=headers, method="POST"
+    )
+    started = time.monotonic()
+    status, error = None, None
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        peek = exc.read(RESPONSE_PEEK_BYTES).decode("utf-8", "replace").strip()
+        error = f"HTTP {exc.code}" + (f": {peek}" if peek else "")
+    except Exception as exc:  # network errors of every kind are retried
+        reason = getattr(exc, "reason", None) or exc
+        error = f"{type(exc).__name__}: {reason}"
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return AttemptResult(status, truncate_error(error) if error else None, duration_ms)
+
+
+def _outcome(event: ClaimedEvent, result: AttemptResult, now: datetime, report) -> dict:
+    common = {"last_status_code": result.status_code, "last_error": result.error}
+    if result.ok:
+        report.sent += 1
+        log.info(
+            "webhook %s (%s) delivered: %s", event.event_id, event.event_type, result.status_code
+        )
+        return common | {"status": DELIVERED, "delivered_at": now}
+    outcome = result.status_code or "network error"
+    if event.attempt >= MAX_WEBHOOK_ATTEMPTS:
+        report.failed += 1
+        log.error(
+            "webhook %s (%s) failed after %s attempts (%s)",
+            event.event_id,
+            event.event_type,
+            event.attempt,
+            outcome,
+        )
+        return common | {"status": FAILED}
+    delay = retry_delay(event.attempt)
+    report.retried += 1
+    log.warning(
+        "webhook %s (%s) attempt %s failed (%s); next try in %s",
+        event.event_id,
+        event.event_type,
+        event.attempt,
+        outcome,
+        delay,
+    )
+    return common | {"status": PENDING, "next_attempt_at": now + delay}
+
+
+def deliver_due_webhooks(
+    session_factory: Callable[[], Session],
+    url: str,
+    secret: str,
+    now: datetime,
+    batch: int = 20,
+    timeout: float = 10,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+) -> DeliveryReport:
+    """POST the due webhook events (up to `batch`) and record every attempt.
+
+    Claims happen in short transactions and POSTs outside them; claiming repeats so a case's
+    next event goes out right after the one before it. 2xx is delivered; anything else is
+    retried with back-off and `failed` after MAX_WEBHOOK_ATTEMPTS.
+    """
+    report = DeliveryReport()
+    if not url:
+        with session_factory() as session:
+            report.skipped = skip_due_events(session, now)
+            session.commit()
+        return report
+    started = time.monotonic()
+    done = 0
+    while done < batch:
+        with session_factory() as session:
+            claimed = claim_due_events(session, now, batch=batch - done, lease=lease)
+            session.commit()
+        if not claimed:
+            break
+        for event in claimed:
+            # Signed with the time of this attempt, not of the pass: a slow pass must not
+            # push the signature towards the shop's tolerance.
+            sent_at = now + timedelta(seconds=time.monotonic() - started)
+            result = post_event(url, secret, event, sent_at, timeout)
+            _record(session_factory, event, result, _outcome(event, result, now, report), now)
+        done += len(claimed)
+    return report
+
+
+def _record(session_factory, event: ClaimedEvent, result: AttemptResult, values, now) -> None:
+    with session_factory() as session:
+        session.add(
+            WebhookDelivery(
+                event_id=event.id,
+                attempted_at=now,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
+        )
+        if not record_claimed_outcome(session, WebhookEvent, event.id, event.attempt, values):
+            log.warning(
+                "webhook %s: claim was lost before its outcome was recorded", event.event_id
+            )
+        session.commit()
+
+
+def redeliver(
+    session: Session, event_id: str, now: datetime, *, actor_id: int | None = None
+) -> WebhookEvent:
+    """Queue an event to be sent again (same id and body) and audit it; the caller commits.
+
+    Raises NotFoundError for an unknown event, ConflictError while it is being sent.
+    """
+    event = session.scalar(
+        select(WebhookEvent).where(WebhookEvent.event_id == event_id).with_for_update()
+    )
+    if event is None:
+        raise NotFoundError("There is no such webhook event.")
+    if event.status == SENDING:
+        # A worker holds it; one whose lease ran out is picked up again on its own.
+        raise ConflictError("This event is being delivered right now; try again in a minute.")
+    previous = event.status
+    event.status, event.attempts, event.next_attempt_at = PENDING, 0, now
+    record_event(
+        session,
+        "webhook.redeliver",
+        actor_type="staff",
+        actor_id=actor_id,
+        target_type="webhook_event",
+        target_id=event.event_id,
+        details={"previous_status": previous},
+        now=now,
+    )
+    session.flush()
+    return event
+
+
+def count_events_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def get_event_with_deliveries(
+    session: Session, event_id: str
+) -> tuple[WebhookEvent, list[WebhookDelivery]]:
+    """One event and all its delivery attempts, newest first; raises NotFoundError."""
+    event = session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == event_id))
+    if event is None:
+        raise NotFoundError("There is no such webhook event.")
+    deliveries = session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.event_id == event.id)
+        .order_by(WebhookDelivery.attempted_at.desc(), WebhookDelivery.id.desc())
+    ).all()
+    return event, list(deliveries)
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    """What the admin delivery page shows: webhook events and the email outbox's state."""
+
+    events: list[WebhookEvent]
+    webhook_counts: dict[str, int]
+    older_before_id: int | None
+    email_counts: dict[str, int]
+    failed_emails: list[OutboxEmail]
+
+
+def delivery_log(
+    session: Session, *, status: str | None = None, before_id: int | None = None, limit: int = 50
+) -> DeliveryLog:
+    """Newest webhook events first (one page, optionally of one status), plus email counts."""
+    query = select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit + 1)
+    if status:
+        query = query.where(WebhookEvent.status == status)
+    if before_id:
+        query = query.where(WebhookEvent.id < before_id)
+    events = list(session.scalars(query))
+    older = events[limit - 1].id if len(events) > limit else None
+    return DeliveryLog(
+        events=events[:limit],
+        webhook_counts=count_events_by_status(session),
+        older_before_id=older,
+        email_counts=count_emails_by_status(session),
+        failed_emails=failed_emails(session),
+    )

@@ -1,0 +1,228 @@
+"""Upload pipeline: size -> sniff -> decode -> normalise -> quality, in a sandboxed pool.
+
+``process_upload`` is the one entry point. With a ``DecoderPool`` the pixel work (in
+`verifier.portal.decoding`) runs in separate processes under memory and CPU limits, so a hostile
+file that crashes, exhausts or hangs a decoder fails only its own upload; without one it
+runs in-process (tests, simple callers). No Flask here, and nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from verifier.errors import UploadRejected
+from verifier.portal import decoding
+from verifier.portal.decoding import (
+    DEFAULT_LIMITS,
+    SOURCE_TYPES,
+    PipelineLimits,
+    ProcessedImage,
+    ProcessedUpload,
+    QualityWarning,
+    check_quality,
+    reject,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "SOURCE_TYPES",
+    "DecoderPool",
+    "PipelineLimits",
+    "ProcessedImage",
+    "ProcessedUpload",
+    "QualityWarning",
+    "check_quality",
+    "get_default_pool",
+    "process_upload",
+    "shutdown",
+]
+
+T = TypeVar("T")
+
+
+def process_upload(
+    data: bytes, limits: PipelineLimits = DEFAULT_LIMITS, *, pool: DecoderPool | None = None
+) -> ProcessedUpload:
+    """Validate and re-encode an upload to clean JPEG pages; raise UploadRejected to refuse."""
+    if not data:
+        raise reject("empty_file")
+    if len(data) > limits.max_bytes:
+        raise reject("too_large", megabytes=limits.max_bytes // (1024 * 1024))
+    if pool is not None:
+        return pool.process(data, limits)
+    try:
+        return decoding.decode_upload(data, limits)
+    except UploadRejected:
+        raise
+    except Exception as exc:
+        # In-process there is no sandbox: a decoder bug or MemoryError still fails only
+        # this upload, with the cause chained for the caller's log.
+        raise reject("decoder_failed") from exc
+
+
+class _Lane:
+    """One decoder process, used by one job at a time so a crash has exactly one culprit."""
+
+    def __init__(self) -> None:
+        self.executor: ProcessPoolExecutor | None = None
+        self.jobs = 0
+
+
+class DecoderPool:
+    """A thread-safe pool of sandboxed decoder processes that replaces any that die.
+
+    Each of the ``max_workers`` lanes is a one-process executor that runs one job at a
+    time: a crash, MemoryError or timeout is then known to belong to that job alone, fails
+    only that upload, and only that lane's process is replaced. ``limits`` sets the
+    processes' memory and CPU caps (``worker_*``); the other caps travel with each job.
+    Processes are recycled after ``recycle_after`` jobs so one customer's pixels do not
+    linger in a long-lived process.
+    """
+
+    def __init__(
+        self,
+        limits: PipelineLimits = DEFAULT_LIMITS,
+        max_workers: int = 2,
+        *,
+        recycle_after: int = 200,
+    ) -> None:
+        self.limits = limits
+        self.max_workers = max_workers
+        self.recycle_after = recycle_after
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reset_lanes()
+
+    def process(self, data: bytes, limits: PipelineLimits | None = None) -> ProcessedUpload:
+        """Run the pipeline on ``data`` in a worker; raise UploadRejected on any failure."""
+        limits = limits or self.limits
+        return self._call(decoding.run_job, data, limits, timeout=limits.decode_timeout_s)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop every worker process; later calls raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            executors = [lane.executor for lane in self._lanes if lane.executor is not None]
+            for lane in self._lanes:
+                lane.executor = None
+        for executor in executors:
+            executor.shutdown(wait=wait, cancel_futures=True)
+
+    def _call(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects."""
+        idle = self._idle_lanes()
+        try:
+            # Waiting for a free lane is not decoding time: the job's own clock starts later.
+            lane = idle.get(timeout=timeout)
+        except queue.Empty:
+            raise reject("decoder_failed") from None
+        try:
+            executor = self._executor_for(lane)
+            future: Future[T] = executor.submit(fn, *args)
+            try:
+                return future.result(timeout=timeout)
+            except TimeoutError:
+                self._retire(lane, kill=True)
+                raise reject("decoder_failed") from None
+            except BrokenProcessPool as exc:
+                self._retire(lane)
+                raise reject("decoder_failed") from exc
+            except UploadRejected:
+                raise
+            except Exception as exc:
+                # MemoryError under RLIMIT_AS, or a decoder bug surfacing as an odd error;
+                # the process itself is fine and stays in service.
+                raise reject("decoder_failed") from exc
+        finally:
+            idle.put(lane)
+
+    def _reset_lanes(self) -> None:
+        self._pid = os.getpid()
+        self._lanes = [_Lane() for _ in range(self.max_workers)]
+        self._idle: queue.Queue[_Lane] = queue.Queue()
+        for lane in self._lanes:
+            self._idle.put(lane)
+
+    def _idle_lanes(self) -> queue.Queue[_Lane]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The decoder pool has been shut down.")
+            if self._pid != os.getpid():
+                # Forked (e.g. a gunicorn worker after preload): the parent's processes and
+                # executor threads are not ours to use.
+                self._reset_lanes()
+            return self._idle
+
+    def _executor_for(self, lane: _Lane) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The decoder pool has been shut down.")
+            retired = None
+            if lane.executor is not None and lane.jobs >= self.recycle_after:
+                retired, lane.executor = lane.executor, None
+            if lane.executor is None:
+                lane.executor, lane.jobs = self._new_executor(), 0
+            lane.jobs += 1
+            executor = lane.executor
+        if retired is not None:
+            retired.shutdown(wait=False)
+        return executor
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=_mp_context(),
+            initializer=decoding.init_worker,
+            initargs=(self.limits.worker_memory_bytes, self.limits.worker_cpu_seconds),
+        )
+
+    def _retire(self, lane: _Lane, *, kill: bool = False) -> None:
+        """Drop the lane's process (the next job starts a new one), killing it if asked."""
+        with self._lock:
+            executor, lane.executor = lane.executor, None
+        if executor is None:
+            return
+        if kill:
+            # ProcessPoolExecutor has no public way to stop a running job before 3.14.
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # Never "fork": a web worker has threads, and a forked child could inherit held locks.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # The fork server imports the decoders once, so each new worker starts quickly.
+        context.set_forkserver_preload(["verifier.portal.decoding"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+_default_pool: DecoderPool | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_pool(max_workers: int = 2) -> DecoderPool:
+    """Return the process-wide DecoderPool, creating it on first use."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is None or _default_pool._closed:
+            _default_pool = DecoderPool(DEFAULT_LIMITS, max_workers=max_workers)
+        return _default_pool
+
+
+def shutdown(wait: bool = True) -> None:
+    """Shut down the default pool if one was created; a later get_default_pool makes a new one."""
+    global _default_pool
+    with _default_lock:
+        pool, _default_pool = _default_pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait)

@@ -1,0 +1,4 @@
+"""Retention.
+
+The purge, erasure on request, legal holds, receipts, evidence bundles, the retention pages.
+"""

@@ -1,0 +1,491 @@
+"""Retention: what is due for purge, and the purge itself (crypto-shred, delete, sweep).
+
+A document is destroyed in two committed steps, so a crash anywhere leaves a state the next
+run finishes from:
+
+1. *shred*: in one transaction the row's wrapped data key is set to NULL and the row is marked
+   purged. From this commit on, every copy of the blob (backups included) is undecryptable.
+2. *delete*: the blob file is removed, then ``blob_name`` is set to NULL and, once none of
+   its documents is left, the case gets ``documents_purged_at``.
+
+A row with no key but a blob name is unfinished work and is picked up by every run (and by
+erasure); its blob file is deleted (already gone is fine). Rows are claimed with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL and under SQLite's write lock (``BEGIN IMMEDIATE``),
+and every update is conditional, so several processes purging at once each do their share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from verifier.core.audit import record_event
+from verifier.core.settings import Settings
+from verifier.errors import StorageError
+from verifier.models import (
+    APPROVED,
+    DECLINED,
+    EXPIRED,
+    REJECTED,
+    Document,
+    PurgeRun,
+    UploadLink,
+    VerificationCase,
+)
+from verifier.retention.anonymise import anonymise_orders, orders_due_for_anonymising
+from verifier.retention.sweep import old_temp_files, orphan_candidates, sweep_uploads
+from verifier.vault.storage import delete_blob, safe_uploads_dir
+
+ACTIVE = "active"
+REPLACED = "replaced"
+ERASED = "erased"
+PURGED = "purged"
+DECIDED_STATES = (APPROVED, REJECTED, DECLINED)
+FAULT_STEPS = ("claim", "shred", "delete", "finish", "sweep", "anonymise", "report")
+
+SessionFactory = Callable[[], Session]
+Fault = Callable[[str], None]
+"""Test hook: called with each name in FAULT_STEPS as the purge passes that point."""
+
+
+def _no_fault(step: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class DueDocument:
+    """A document the purge would destroy now; ``due_at`` is None when due at once."""
+
+    document_id: str
+    case_id: int
+    kind: str
+    status: str
+    reason: str  # decided | expired | replaced | erased | unfinished
+    due_at: datetime | None
+
+
+@dataclass
+class PurgeReport:
+    """What one purge run did (or, with ``dry_run``, would do): counts, never contents."""
+
+    dry_run: bool = False
+    run_id: int | None = None
+    documents_purged: int = 0
+    keys_shredded: int = 0
+    blobs_deleted: int = 0
+    unfinished_completed: int = 0
+    held_cases: int = 0
+    orphans_removed: int = 0
+    temp_files_removed: int = 0
+    orders_anonymised: int = 0
+    failures: int = 0
+    documents: list[DueDocument] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "documents_purged": self.documents_purged,
+            "keys_shredded": self.keys_shredded,
+            "blobs_deleted": self.blobs_deleted,
+            "unfinished_completed": self.unfinished_completed,
+            "held_cases": self.held_cases,
+            "orphans_removed": self.orphans_removed,
+            "temp_files_removed": self.temp_files_removed,
+            "orders_anonymised": self.orders_anonymised,
+            "failures": self.failures,
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for the CLI."""
+        if self.dry_run:
+            end = ":" if self.documents else "."
+            out = [f"Dry run: nothing was changed. {len(self.documents)} document(s) would go{end}"]
+            for doc in self.documents:
+                due = f"due {doc.due_at:%Y-%m-%d %H:%M} UTC" if doc.due_at else "due at once"
+                out.append(
+                    f"  document {doc.document_id} ({doc.kind}, {doc.status}) of case "
+                    f"{doc.case_id}: {doc.reason}, {due}"
+                )
+            out.append(
+                f"{self.orphans_removed} orphan blob(s), {self.temp_files_removed} temp file(s) "
+                f"would be removed; {self.orders_anonymised} order(s) would be anonymised; "
+                f"{self.held_cases} case(s) kept under legal hold."
+            )
+            return out
+        return [
+            f"Purge run {self.run_id}: {self.documents_purged} document(s) purged "
+            f"({self.blobs_deleted} blob file(s) deleted, {self.unfinished_completed} "
+            f"unfinished purge(s) completed).",
+            f"{self.orphans_removed} orphan blob(s) and {self.temp_files_removed} temp file(s) "
+            f"removed; {self.orders_anonymised} order(s) anonymised; {self.held_cases} case(s) "
+            f"kept under legal hold; {self.failures} failure(s).",
+        ]
+
+
+def case_due_at(
+    status: str,
+    decided_at: datetime | None,
+    updated_at: datetime,
+    link_expiry: datetime | None,
+    settings: Settings,
+) -> datetime | None:
+    """When a case's documents fall due, or None while the case is open.
+
+    Decided cases: ``retention_decided_days`` after the decision. Expired cases:
+    ``retention_expired_days`` after the expiry, taken as the last link's expiry (or the
+    expiry transition when that is earlier or there is no link).
+    """
+    if status in DECIDED_STATES:
+        return (decided_at or updated_at) + timedelta(days=settings.retention_decided_days)
+    if status == EXPIRED:
+        moment = min(link_expiry, updated_at) if link_expiry else updated_at
+        return moment + timedelta(days=settings.retention_expired_days)
+    return None
+
+
+def _link_expiry():
+    return (
+        select(func.max(UploadLink.expires_at))
+        .where(UploadLink.case_id == VerificationCase.id)
+        .correlate(VerificationCase)
+        .scalar_subquery()
+    )
+
+
+def _case_due(now: datetime, settings: Settings):
+    """SQL twin of ``case_due_at(...) <= now``."""
+    decided_cutoff = now - timedelta(days=settings.retention_decided_days)
+    expired_cutoff = now - timedelta(days=settings.retention_expired_days)
+    return or_(
+        and_(
+            VerificationCase.status.in_(DECIDED_STATES),
+            func.coalesce(VerificationCase.decided_at, VerificationCase.updated_at)
+            <= decided_cutoff,
+        ),
+        and_(
+            VerificationCase.status == EXPIRED,
+            or_(
+                VerificationCase.updated_at <= expired_cutoff,
+                _link_expiry() <= expired_cutoff,
+            ),
+        ),
+    )
+
+
+def _stored():
+    return or_(Document.wrapped_key.is_not(None), Document.blob_name.is_not(None))
+
+
+def _due_clause(now: datetime, settings: Settings):
+    """Documents to destroy now (with _stored()).
+
+    A legal hold keeps active and replaced documents; erased documents (a reviewer saw card
+    data that must not be kept) and rows whose key is already gone are always finished.
+    """
+    not_held = VerificationCase.legal_hold_at.is_(None)
+    return or_(
+        Document.wrapped_key.is_(None),
+        Document.status.in_((ERASED, PURGED)),
+        and_(Document.status == REPLACED, not_held),
+        and_(Document.status == ACTIVE, not_held, _case_due(now, settings)),
+    )
+
+
+def due_documents(
+    session: Session, now: datetime, settings: Settings, *, limit: int | None = None
+) -> list[DueDocument]:
+    """Every document the purge would destroy at ``now`` (held cases excluded), oldest first."""
+    stmt = (
+        select(
+            Document.id,
+            Document.case_id,
+            Document.kind,
+            Document.status,
+            Document.wrapped_key.is_(None).label("keyless"),
+            VerificationCase.status,
+            VerificationCase.decided_at,
+            VerificationCase.updated_at,
+            _link_expiry(),
+        )
+        .join(VerificationCase, Document.case_id == VerificationCase.id)
+        .where(_stored(), _due_clause(now, settings))
+        .order_by(Document.case_id, Document.id)
+        .limit(limit)
+    )
+    due = []
+    for (
+        doc_id,
+        case_id,
+        kind,
+        status,
+        keyless,
+        c_status,
+        decided,
+        updated,
+        expiry,
+    ) in session.execute(stmt).all():
+        if keyless:
+            reason, due_at = "unfinished", None
+        elif status != ACTIVE:
+            reason, due_at = status, None
+        else:
+            reason = "expired" if c_status == EXPIRED else "decided"
+            due_at = case_due_at(c_status, decided, updated, expiry, settings)
+        due.append(DueDocument(doc_id, case_id, kind, status, reason, due_at))
+    return due
+
+
+def held_case_ids(session: Session, now: datetime, settings: Settings) -> list[int]:
+    """Cases whose stored documents would be due now but are kept by a legal hold."""
+    would_be_due = exists().where(
+        Document.case_id == VerificationCase.id,
+        Document.wrapped_key.is_not(None),
+        or_(Document.status == REPLACED, and_(Document.status == ACTIVE, _case_due(now, settings))),
+    )
+    return list(
+        session.scalars(
+            select(VerificationCase.id)
+            .where(VerificationCase.legal_hold_at.is_not(None), would_be_due)
+            .order_by(VerificationCase.id)
+        )
+    )
+
+
+# --- the purge ------------------------------------------------------------------------------
+
+
+def purge_due_documents(
+    session_factory: SessionFactory,
+    uploads_dir: Path | str,
+    now: datetime,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    batch: int = 100,
+    actor: str = "cli",
+    _fault: Fault | None = None,
+) -> PurgeReport:
+    """Destroy every due document, sweep orphans and temp files, anonymise old orders.
+
+    Commits in batches through its own sessions; writes one PurgeRun row and one audit event
+    with counts. With ``dry_run`` it only reports what would go. Raises StorageError for an
+    unsafe uploads directory before touching anything.
+    """
+    uploads = safe_uploads_dir(uploads_dir)
+    if dry_run:
+        return _dry_run(session_factory, uploads, now, settings)
+    fault = _fault or _no_fault
+    with session_factory() as session:
+        run = PurgeRun(started_at=now, actor=actor[:254])
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    report = PurgeReport(run_id=run_id)
+    failed: set[str] = set()
+    while True:
+        claimed = _shred_batch(session_factory, now, settings, run_id, batch, report, fault)
+        finished = finish_shredded(session_factory, uploads, now, batch, report, failed, fault)
+        if not claimed and not finished:
+            break
+    removed, temps = sweep_uploads(session_factory, uploads, now)
+    report.orphans_removed, report.temp_files_removed = removed, temps
+    fault("sweep")
+    report.orders_anonymised = _anonymise_due(session_factory, now, settings, fault)
+    with session_factory() as session:
+        report.held_cases = len(held_case_ids(session, now, settings))
+        run = session.get(PurgeRun, run_id)
+        run.finished_at = now
+        run.documents_purged = report.documents_purged
+        run.orphans_removed = report.orphans_removed
+        run.orders_anonymised = report.orders_anonymised
+        run.details = report.counts()
+        fault("report")
+        record_event(
+            session,
+            "retention.purge_run",
+            actor_type="cli" if actor == "cli" else "system",
+            actor_id=actor,
+            target_type="purge_run",
+            target_id=run_id,
+            details=report.counts(),
+            now=now,
+        )
+        session.commit()
+    return report
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _shred_batch(session_factory, now, settings, run_id, batch, report, fault) -> int:
+    """Step 1: claim due rows that still have a key, drop the key and mark them purged."""
+    with session_factory() as session:
+        stmt = (
+            select(Document.id, Document.case_id)
+            .join(VerificationCase, Document.case_id == VerificationCase.id)
+            .where(Document.wrapped_key.is_not(None), _due_clause(now, settings))
+            .order_by(Document.id)
+            .limit(batch)
+        )
+        if _dialect(session) == "postgresql":
+            # The case row too: a legal hold being set waits for this batch, or wins it.
+            stmt = stmt.with_for_update(skip_locked=True, of=(Document, VerificationCase))
+        rows = session.execute(stmt).all()
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        fault("claim")
+        purged = session.execute(
+            update(Document)
+            .where(
+                Document.id.in_(ids),
+                Document.wrapped_key.is_not(None),
+                Document.status.in_((ACTIVE, REPLACED)),
+            )
+            .values(wrapped_key=None, status=PURGED, purged_at=now, purge_run_id=run_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        # Erased (or oddly purged) rows that kept a key: the key goes, the status stays.
+        others = session.execute(
+            update(Document)
+            .where(Document.id.in_(ids), Document.wrapped_key.is_not(None))
+            .values(wrapped_key=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        mark_cases_cleared(session, {row.case_id for row in rows}, now)
+        session.commit()
+    report.documents_purged += purged
+    report.keys_shredded += purged + others
+    fault("shred")
+    return len(rows)
+
+
+def finish_shredded(
+    session_factory: SessionFactory,
+    uploads_dir: Path,
+    now: datetime,
+    batch: int,
+    report: PurgeReport,
+    failed: set[str],
+    fault: Fault = _no_fault,
+    *,
+    only_ids: Sequence[str] | None = None,
+) -> int:
+    """Step 2: delete the blob of each keyless row, then forget its name; returns rows done.
+
+    Rows whose blob cannot be deleted are added to ``failed`` and left for the next run.
+    """
+    with session_factory() as session:
+        stmt = (
+            select(Document.id, Document.blob_name, Document.case_id, Document.purge_run_id)
+            .join(VerificationCase, Document.case_id == VerificationCase.id)
+            .where(Document.wrapped_key.is_(None), Document.blob_name.is_not(None))
+            .order_by(Document.id)
+            .limit(batch)
+        )
+        if failed:
+            stmt = stmt.where(Document.id.not_in(failed))
+        if only_ids is not None:
+            stmt = stmt.where(Document.id.in_(list(only_ids)))
+        if _dialect(session) == "postgresql":
+            # Locking the case serialises the "all its documents gone?" check per case: two
+            # processes finishing a case's last documents at once would each see the other's
+            # documents still stored, and neither would set documents_purged_at.
+            stmt = stmt.with_for_update(skip_locked=True, of=(Document, VerificationCase))
+        rows = session.execute(stmt).all()
+        done = 0
+        cases = set()
+        for row in rows:
+            try:
+                removed = delete_blob(uploads_dir, row.blob_name)
+            except StorageError:
+                failed.add(row.id)
+                report.failures += 1
+                continue
+            fault("delete")
+            session.execute(
+                update(Document)
+                .where(Document.id == row.id, Document.blob_name == row.blob_name)
+                .values(blob_name=None)
+                .execution_options(synchronize_session=False)
+            )
+            # A row left keyless but unmarked (not by this module) is marked now.
+            session.execute(
+                update(Document)
+                .where(Document.id == row.id, Document.status.in_((ACTIVE, REPLACED)))
+                .values(status=PURGED, purged_at=now, purge_run_id=report.run_id)
+                .execution_options(synchronize_session=False)
+            )
+            report.blobs_deleted += int(removed)
+            if row.purge_run_id != report.run_id:
+                report.unfinished_completed += 1
+            cases.add(row.case_id)
+            done += 1
+        mark_cases_cleared(session, cases, now)
+        session.commit()
+    if rows:
+        fault("finish")
+    return done
+
+
+def mark_cases_cleared(session: Session, case_ids: Iterable[int], now: datetime) -> int:
+    """Set ``documents_purged_at`` on those cases none of whose documents is stored any more."""
+    case_ids = list(case_ids)
+    if not case_ids:
+        return 0
+    stored = exists().where(Document.case_id == VerificationCase.id, _stored())
+    any_doc = exists().where(Document.case_id == VerificationCase.id)
+    return session.execute(
+        update(VerificationCase)
+        .where(
+            VerificationCase.id.in_(case_ids),
+            VerificationCase.documents_purged_at.is_(None),
+            any_doc,
+            ~stored,
+        )
+        .values(documents_purged_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def _anonymise_due(session_factory, now: datetime, settings: Settings, fault: Fault) -> int:
+    total = 0
+    while True:
+        with session_factory() as session:
+            ids = orders_due_for_anonymising(session, now, settings.anonymise_after_days)
+            if not ids:
+                return total
+            count = anonymise_orders(session, ids, now)
+            fault("anonymise")
+            session.commit()
+        total += count
+        if count == 0:
+            # Another process took all of these; its own loop carries on with the rest.
+            return total
+
+
+def _dry_run(session_factory, uploads: Path, now: datetime, settings: Settings) -> PurgeReport:
+    with session_factory() as session:
+        documents = due_documents(session, now, settings)
+        held = held_case_ids(session, now, settings)
+        anonymise = orders_due_for_anonymising(
+            session, now, settings.anonymise_after_days, limit=100_000
+        )
+        session.rollback()
+    orphans = orphan_candidates(session_factory, uploads, now)
+    return PurgeReport(
+        dry_run=True,
+        documents_purged=sum(1 for d in documents if d.status in (ACTIVE, REPLACED)),
+        held_cases=len(held),
+        orphans_removed=len(orphans),
+        temp_files_removed=len(old_temp_files(uploads, now)),
+        orders_anonymised=len(anonymise),
+        documents=documents,
+        orphans=orphans,
+    )

@@ -1,0 +1,200 @@
+"""Blind second reviews of decided cases, and how often reviewers agree.
+
+The review queue samples `settings.quality_sample_percent` of decisions into QualityReview
+rows (verifier.review.decisions). Here a different reviewer, who is not shown the first decision,
+gives their own verdict; agreement is measured per first reviewer and overall.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from verifier.core.audit import record_event
+from verifier.errors import ConflictError, NotFoundError, ValidationError
+from verifier.models import (
+    APPROVED,
+    REJECTED,
+    Document,
+    Order,
+    QualityReview,
+    StaffUser,
+    VerificationCase,
+)
+
+VERDICTS = (APPROVED, REJECTED)
+
+
+def _not(column, staff_id: int):
+    return or_(column.is_(None), column != staff_id)
+
+
+def _pending_for(staff_id: int):
+    """SQL conditions: not yet done, and this reviewer had no hand in the first decision."""
+    return (
+        QualityReview.completed_at.is_(None),
+        _not(QualityReview.first_reviewer_id, staff_id),
+        _not(VerificationCase.decided_by_id, staff_id),
+        _not(VerificationCase.proposed_rejection_by_id, staff_id),
+    )
+
+
+@dataclass(frozen=True)
+class BlindCase:
+    """What the second reviewer sees: the order and the documents, never the first verdict."""
+
+    review: QualityReview
+    order: Order
+    documents: list[Document]
+    pending: int  # quality reviews waiting for this reviewer, this one included
+
+
+def next_quality_review(session: Session, staff_id: int) -> BlindCase | None:
+    """The oldest pending quality review this reviewer may do; None when there is none."""
+    base = (
+        select(QualityReview)
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .where(*_pending_for(staff_id))
+    )
+    review = session.scalars(
+        base.order_by(QualityReview.created_at, QualityReview.id).limit(1)
+    ).first()
+    if review is None:
+        return None
+    pending = session.scalar(
+        select(func.count())
+        .select_from(QualityReview)
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .where(*_pending_for(staff_id))
+    )
+    case = session.scalars(
+        select(VerificationCase)
+        .where(VerificationCase.id == review.case_id)
+        .options(selectinload(VerificationCase.order), selectinload(VerificationCase.documents))
+    ).one()
+    documents = sorted(
+        (d for d in case.documents if d.status == "active"),
+        key=lambda d: (d.kind, d.created_at, d.page),
+    )
+    return BlindCase(review=review, order=case.order, documents=documents, pending=pending)
+
+
+def record_quality_verdict(
+    session: Session, review_id: int, staff_id: int, verdict: str, now: datetime
+) -> QualityReview:
+    """Store the second reviewer's verdict and whether it agrees with the first decision.
+
+    One conditional UPDATE, so two reviewers answering at once cannot both record a verdict.
+    Raises ValidationError for an unknown verdict, NotFoundError, or ConflictError when the
+    review is done already or this reviewer took part in the first decision.
+    """
+    if verdict not in VERDICTS:
+        raise ValidationError("Choose approve or reject.", {"verdict": "Choose approve or reject."})
+    row = session.execute(
+        select(QualityReview, VerificationCase)
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .where(QualityReview.id == review_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("There is no such quality review.")
+    review, case = row
+    if staff_id in (review.first_reviewer_id, case.decided_by_id, case.proposed_rejection_by_id):
+        raise ConflictError("You took part in this decision; another reviewer must check it.")
+    if case.status not in VERDICTS:
+        raise ConflictError("This case has no approve or reject decision to compare with.")
+    agrees = verdict == case.status
+    result = session.execute(
+        update(QualityReview)
+        .where(QualityReview.id == review_id, QualityReview.completed_at.is_(None))
+        .values(reviewer_id=staff_id, verdict=verdict, agrees=agrees, completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise ConflictError("Another reviewer has already done this quality check.")
+    record_event(
+        session, "quality.reviewed", actor_type="staff", actor_id=staff_id,
+        target_type="case", target_id=case.id, details={"verdict": verdict, "agrees": agrees},
+        now=now,
+    )  # fmt: skip
+    session.refresh(review)
+    return review
+
+
+@dataclass(frozen=True)
+class Agreement:
+    label: str
+    checked: int
+    agreed: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.checked if self.checked else None
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    case_id: int
+    order_external_id: str
+    first_decision: str
+    first_reviewer: str
+    second_verdict: str
+    second_reviewer: str
+    completed_at: datetime
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    overall: Agreement
+    per_reviewer: list[Agreement]  # by the reviewer whose decision was checked
+    disagreements: list[Disagreement]
+    pending: int
+
+
+def agreement_report(session: Session, *, start: datetime, end: datetime) -> AgreementReport:
+    """Agreement of quality checks completed in [start, end): overall, per reviewer, and misses."""
+    rows = session.execute(
+        select(QualityReview, VerificationCase.status, Order.external_id)
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .join(Order, VerificationCase.order_id == Order.id)
+        .where(QualityReview.completed_at >= start, QualityReview.completed_at < end)
+        .order_by(QualityReview.completed_at.desc(), QualityReview.id.desc())
+    ).all()
+    ids = {r.first_reviewer_id for r, _, _ in rows} | {r.reviewer_id for r, _, _ in rows}
+    wanted = {i for i in ids if i is not None}
+    labels = {
+        user_id: email
+        for user_id, email in session.execute(
+            select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(wanted))
+        )
+    }
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    disagreements = []
+    for review, status, external_id in rows:
+        first = labels.get(review.first_reviewer_id, "unknown reviewer")
+        tally[first][0] += 1
+        tally[first][1] += int(bool(review.agrees))
+        if not review.agrees:
+            disagreements.append(
+                Disagreement(
+                    case_id=review.case_id,
+                    order_external_id=external_id,
+                    first_decision=status,
+                    first_reviewer=first,
+                    second_verdict=review.verdict or "",
+                    second_reviewer=labels.get(review.reviewer_id, "unknown reviewer"),
+                    completed_at=review.completed_at,
+                )
+            )
+    pending = session.scalar(
+        select(func.count()).select_from(QualityReview).where(QualityReview.completed_at.is_(None))
+    )
+    return AgreementReport(
+        overall=Agreement("All reviewers", len(rows), sum(int(bool(r.agrees)) for r, *_ in rows)),
+        per_reviewer=[Agreement(label, n, k) for label, (n, k) in sorted(tally.items())],
+        disagreements=disagreements,
+        pending=pending,
+    )

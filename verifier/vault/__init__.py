@@ -1,0 +1,1 @@
+"""The vault: encrypted document blobs, the master keyring and sealed secrets."""
