@@ -35,7 +35,6 @@ from verifier.portal.documents import (
     DEFAULT_LIMITS,
     PipelineLimits,
     get_default_pool,
-    process_upload,
 )
 from verifier.portal.forms import DeclineForm, SubmitForm
 from verifier.portal.links import (
@@ -49,14 +48,12 @@ from verifier.portal.submissions import (
     KIND_LABELS,
     allowed_kinds,
     decline_verification,
-    discard_blobs,
-    encrypt_pages,
     load_case,
     portal_state,
-    store_upload,
     submit_documents,
 )
-from verifier.vault.storage import Keyring, delete_blob, read_blob
+from verifier.portal.uploads import accept_upload
+from verifier.vault.storage import Keyring, read_blob
 from verifier.web.http import wants_json
 from verifier.web.limits import limiter
 
@@ -195,22 +192,11 @@ def upload(kind: str):
         data = file.read() if file is not None else b""
         if file is None or (not file.filename and not data):
             raise UploadRejected("Choose a file or take a photo first.", code="no_file")
-        # End the read transaction before the slow part: decoding must not hold a lock.
-        db.commit()
-        processed = process_upload(data, pipeline_limits(), pool=get_default_pool())
-        uploads_dir = current_app.config["UPLOADS_DIR"]
-        blobs = encrypt_pages(processed, uploads_dir=uploads_dir, keyring=keyring())
-        try:
-            docs, stale = store_upload(
-                db, case_id, kind, processed, blobs, settings=settings, now=_now()
-            )
-            db.commit()
-        except Exception:
-            db.rollback()
-            discard_blobs(uploads_dir, [blob for _, blob in blobs])
-            raise
-        for name in stale:
-            delete_blob(uploads_dir, name)
+        docs = accept_upload(
+            db, case_id, kind, data, settings=settings, limits=pipeline_limits(),
+            pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
+            keyring=keyring(), now=_now,
+        )  # fmt: skip
     except UploadRejected as exc:
         log.info("upload refused for case %s: %s", case_id, exc.code)
         status = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413}.get(exc.code, 422)
