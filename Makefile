@@ -60,6 +60,7 @@ test-postgres: install
 lint: install
 	$(BIN)/ruff check verifier tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check verifier tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format verifier tests bench wsgi.py

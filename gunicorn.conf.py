@@ -1,7 +1,7 @@
 """gunicorn settings for Verifier: `gunicorn --config gunicorn.conf.py wsgi:app`.
 
 The app adds a filter to gunicorn's access logger so upload-link tokens are logged as
-/u/[redacted] (verifier.web.http.http.RedactLinkTokens).
+/u/[redacted] (verifier.web.http.RedactLinkTokens).
 """
 
 from verifier.portal import documents

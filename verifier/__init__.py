@@ -62,7 +62,9 @@ def configure_settings(app: Flask, test_config: Mapping[str, Any] | None) -> Non
     env = dict(test_config.get("ENVIRON", {})) if test_config else None
     app.config.update(load_config(env))
     app.config.update(WTF_CSRF_TIME_LIMIT=None)
-    app.json.sort_keys = False  # JSON answers keep the documented field order
+    # JSON answers keep the documented field order. app.json is typed as the base
+    # JSONProvider; the DefaultJSONProvider Flask installs has sort_keys.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
     # The CSRF check parses every POSTed form (files into memory: InMemoryRequest) before any
@@ -86,7 +88,10 @@ def configure_proxy(app: Flask) -> None:
     # entries from the right; with none, those headers are ignored: anyone can send them.
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        # Flask's documented way to add WSGI middleware, though its types call wsgi_app a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
 
 def configure_blueprints(app: Flask) -> None:

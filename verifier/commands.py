@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from verifier.core.policies import create_policy_version, current_settings
@@ -211,7 +211,8 @@ def worker_command(once: bool) -> None:
     """Deliver emails and webhooks and run the other timers until SIGTERM (or once)."""
     if not once:
         click.echo("Worker running; stop it with Ctrl+C or SIGTERM.")
-    results = run_worker(current_app._get_current_object(), once=once)
+    # current_app is a werkzeug LocalProxy, which Flask's stubs type as Flask itself.
+    results = run_worker(current_app._get_current_object(), once=once)  # type: ignore[attr-defined]
     if once:
         for result in results:
             click.echo(result.line())
@@ -226,7 +227,8 @@ def worker_command(once: bool) -> None:
 @with_appcontext
 def purge_command(dry_run: bool, batch: int) -> None:
     """Destroy documents past their retention period; sweep orphan blobs and temp files."""
-    app = current_app._get_current_object()
+    # current_app is a werkzeug LocalProxy, which Flask's stubs type as Flask itself.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = get_session()
     settings = current_settings(session)
     session.commit()  # the purge works through sessions of its own

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -169,7 +169,7 @@ def _webhook_settings(env: Mapping[str, str], production: bool, instance_dir: Pa
     }
 
 
-def _read_or_create_secret(path: Path, make: callable) -> str:
+def _read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     """Return the secret stored at `path`, creating it with mode 0600 on first use."""
     if path.exists():
         return path.read_text().strip()

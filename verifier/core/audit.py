@@ -71,7 +71,7 @@ class AuditPage:
     staff_emails: dict[str, str]  # staff id (as stored in actor_id/target_id) -> email
 
 
-def _filtered(session: Session, filters: AuditFilters) -> Select:
+def _filtered(session: Session, filters: AuditFilters) -> Select[AuditEvent]:
     query = select(AuditEvent)
     if filters.action_prefix:
         query = query.where(AuditEvent.action.startswith(filters.action_prefix, autoescape=True))

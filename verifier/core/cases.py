@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -60,7 +61,7 @@ def change_status(
     actor_type: str,
     actor_id: str | int | None,
     now: datetime,
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Move a case to `new_status` and audit it; raises ConflictError for a move not allowed."""
     if new_status not in TRANSITIONS[case.status]:
@@ -81,7 +82,7 @@ def change_status(
     queue_webhook(session, "case.status_changed", case_event_data(case, previous=old), now=now)
 
 
-def case_event_data(case: VerificationCase, previous: str | None = None) -> dict:
+def case_event_data(case: VerificationCase, previous: str | None = None) -> dict[str, Any]:
     """What the shop is told about a case: ids and states, never personal data or documents."""
     return {
         "order_external_id": case.order.external_id,

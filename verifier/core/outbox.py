@@ -5,9 +5,9 @@ verifier.notify.webhooks, `verifier worker`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from verifier.models import OutboxEmail, WebhookEvent
@@ -56,7 +56,11 @@ def queue_webhook(
 
 
 def record_claimed_outcome(
-    session: Session, model: type[OutboxEmail | WebhookEvent], row_id: int, attempt: int, values
+    session: Session,
+    model: type[OutboxEmail | WebhookEvent],
+    row_id: int,
+    attempt: int,
+    values: dict[str, Any],
 ) -> bool:
     """Write a delivery's outcome only while the row is still this worker's claim.
 
@@ -68,4 +72,4 @@ def record_claimed_outcome(
         .where(model.id == row_id, model.status == "sending", model.attempts == attempt)
         .values(**values)
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1

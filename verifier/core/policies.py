@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ def current_policy(session: Session) -> SamplingPolicy:
     except IntegrityError:
         # Another process created version 1 between our read and our insert.
         policy = session.scalar(select(SamplingPolicy).where(SamplingPolicy.version == 1))
+        assert policy is not None  # its insert is what made ours fail
     return policy
 
 
@@ -53,7 +55,7 @@ def as_sampler_policy(row: SamplingPolicy) -> Policy:
 def create_policy_version(
     session: Session,
     *,
-    changes: dict,
+    changes: dict[str, Any],
     reason: str,
     actor_label: str,
     actor_id: int | None,

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -92,7 +93,7 @@ class DemoSummary:
     customer_link: str | None = None
 
 
-def demo_order_payload(index: int, rng: random.Random, now: datetime) -> dict:
+def demo_order_payload(index: int, rng: random.Random, now: datetime) -> dict[str, Any]:
     """One plausible order, `index` places into the past few weeks."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
     city, country, postcode = rng.choice(CITIES)
@@ -163,9 +164,11 @@ def seed_demo(
                 session, data, source="demo", rng=rng, now=data.placed_at, portal=portal
             )
             created += int(result.created)
+            assert result.order.decision is not None  # an order is stored with its decision
             flagged += int(result.order.decision.flagged)
         session.commit()
         reviewer = find_user(session, DEMO_USERS[1][0])
+        assert reviewer is not None  # the demo users were created above
         seed_demo_cases(session, uploads_dir=uploads_dir, keyring=keyring,
                         reviewer_id=reviewer.id, rng=random.Random(7), now=now)  # fmt: skip
     link = demo_customer_link(session, portal=portal, now=now)

@@ -27,7 +27,7 @@ def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 x 10^k at or above `value` (an axis maximum)."""
     if value <= 0:
         return 1
-    power = 10 ** math.floor(math.log10(value))
+    power: float = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * power + 1e-9:
             return step * power
@@ -101,7 +101,7 @@ def bar_chart(
     every = max(1, math.ceil(len(labels) / max_labels))
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar_w) / 2
-        base = top + plot_h
+        base: float = top + plot_h
         for item in series:
             value = item.values[i]
             if value <= 0:

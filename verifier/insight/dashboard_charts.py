@@ -107,6 +107,10 @@ def dashboard_charts(data: Dashboard) -> dict[str, Markup]:
     }
     if estimate.enough:
         rejected, not_passed = estimate.rejected, estimate.not_passed
+        # estimate.enough: the sample has MIN_SAMPLE ended cases, so both figures have numbers.
+        assert rejected.share is not None and rejected.low is not None and rejected.high is not None
+        assert not_passed.share is not None and not_passed.low is not None
+        assert not_passed.high is not None
         result["estimate"] = charts.interval_chart(
             "chart-estimate",
             "Estimated share of all orders that would fail verification",

@@ -250,8 +250,11 @@ def decision_timing(session: Session, period: Period) -> Timing:
             VerificationCase.decided_at < period.end,
         )
     ).all()
-    from_flag = [_hours(decided - opened) for opened, _, decided in rows]
-    from_docs = [_hours(decided - sub) for _, sub, decided in rows if sub is not None]
+    # decided_at is never None here: the query selects by it.
+    from_flag = [_hours(decided - opened) for opened, _, decided in rows if decided is not None]
+    from_docs = [
+        _hours(decided - sub) for _, sub, decided in rows if sub is not None and decided is not None
+    ]
     return Timing(
         decided=len(rows),
         flag_to_decision_median_h=median(from_flag),

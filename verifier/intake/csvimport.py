@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -40,17 +41,19 @@ class ImportReport:
         return len(self.errors)
 
 
-def row_to_payload(row: dict[str, str]) -> dict:
+def row_to_payload(row: dict[str, str]) -> dict[str, Any]:
     """Turn a flat CSV row into the API's nested payload (empty cells are left out)."""
 
     def cell(name: str) -> str | None:
         value = (row.get(name) or "").strip()
         return value or None
 
-    def group(prefix: str, names: Iterable[str]) -> dict:
+    def group(prefix: str, names: Iterable[str]) -> dict[str, str | None]:
         return {n: cell(f"{prefix}_{n}") for n in names if cell(f"{prefix}_{n}") is not None}
 
-    payload = {k: cell(k) for k in ("external_id", "placed_at", "amount", "currency")}
+    payload: dict[str, Any] = {
+        k: cell(k) for k in ("external_id", "placed_at", "amount", "currency")
+    }
     payload["customer"] = {"name": cell("customer_name"), "email": cell("customer_email")}
     payload["billing_address"] = group("billing", ADDRESS_FIELDS)
     payload["shipping_address"] = group("shipping", ADDRESS_FIELDS)
@@ -69,7 +72,7 @@ def column_for(path: str) -> str:
     return f"{prefix}_{tail}" if tail else head
 
 
-def check_header(fieldnames: list[str] | None) -> None:
+def check_header(fieldnames: Sequence[str] | None) -> None:
     """Raise ValidationError naming missing or unknown columns before any line is read."""
     names = [n.strip() for n in fieldnames or []]
     missing = sorted(REQUIRED_COLUMNS - set(names))
@@ -95,6 +98,7 @@ def import_orders(
     """Import every valid line; a bad line is reported and leaves nothing behind. Commits."""
     reader = csv.DictReader(lines)
     check_header(reader.fieldnames)
+    assert reader.fieldnames is not None  # no header is missing every column: refused above
     reader.fieldnames = [n.strip() for n in reader.fieldnames]
     report = ImportReport()
     pending = 0
@@ -117,6 +121,7 @@ def import_orders(
             continue
         if result.created:
             report.imported += 1
+            assert result.order.decision is not None  # a new order is stored with its decision
             report.flagged += int(result.order.decision.flagged)
         else:
             report.duplicates += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from verifier.core.checks import COUNTRIES, EMAIL_RE, PAN_RE
 from verifier.core.sampling import DECISION_REASONS
 
@@ -10,7 +12,7 @@ from verifier.core.sampling import DECISION_REASONS
 _NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 
 
-def _text(max_len: int, *, required: bool = False) -> dict:
+def _text(max_len: int, *, required: bool = False) -> dict[str, Any]:
     schema = {
         "type": "string",
         "maxLength": max_len,
@@ -167,7 +169,7 @@ _hold_reason = {
 }
 
 
-def _hold_paths(unauthorized: dict) -> dict:
+def _hold_paths(unauthorized: dict[str, Any]) -> dict[str, Any]:
     path_param = {"name": "external_id", "in": "path", "required": True,
                   "schema": {"type": "string"}}  # fmt: skip
     common = {
@@ -214,14 +216,14 @@ def _hold_paths(unauthorized: dict) -> dict:
     }
 
 
-def _resp(description: str, schema: str = "Error") -> dict:
+def _resp(description: str, schema: str = "Error") -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
-def openapi_document() -> dict:
+def openapi_document() -> dict[str, Any]:
     """Build the document; a test checks its paths against the app's URL map both ways."""
     unauthorized = _resp("Missing, invalid or revoked API key.")
     return {

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -74,9 +74,12 @@ class DeliveryReport:
         return {k: v for k, v in vars(self).items() if v or k in ("sent", "failed")}
 
 
-def retry_delay(attempts: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY):
+def retry_delay(
+    attempts: int, first: timedelta = FIRST_RETRY, cap: timedelta = MAX_RETRY
+) -> timedelta:
     """Exponential back-off after `attempts` failed tries: first, 2x first, 4x ... up to cap."""
-    return min(first * (2 ** max(attempts - 1, 0)), cap)
+    factor: int = 2 ** max(attempts - 1, 0)
+    return min(first * factor, cap)
 
 
 def truncate_error(text: str, limit: int = ERROR_MAX_CHARS) -> str:
@@ -165,7 +168,7 @@ class SmtpBackend:
         return f"smtp://{self.host}:{self.port}"
 
 
-def backend_from_config(config: dict) -> MailBackend:
+def backend_from_config(config: dict[str, Any]) -> MailBackend:
     """The backend named by VERIFIER_MAIL_BACKEND, built from the app config."""
     if config["MAIL_BACKEND"] == "smtp":
         return SmtpBackend(
@@ -248,7 +251,7 @@ def deliver_due_emails(
 
 def _attempt(
     backend: MailBackend, email: ClaimedEmail, mail_from: str, now: datetime, report: DeliveryReport
-) -> dict:
+) -> dict[str, Any]:
     """Send one email; returns the column values that record the outcome."""
     try:
         where = backend.send(build_message(email, mail_from, now))

@@ -23,7 +23,7 @@ from verifier.notify.webhooks import (
     get_event_with_deliveries,
     redeliver,
 )
-from verifier.web.auth import admin_guard, admin_required, current_staff
+from verifier.web.auth import admin_guard, admin_required, signed_in_staff
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 # A backstop for every page here; each view is also marked admin_required.
@@ -47,7 +47,7 @@ def _target_label(url: str) -> str:
 @bp.get("/")
 @admin_required
 def index():
-    status = request.args.get("status", "")
+    status: str | None = request.args.get("status", "")
     status = status if status in WEBHOOK_STATES else None
     before = request.args.get("before", type=int)
     log = delivery_log(get_session(), status=status, before_id=before)
@@ -82,7 +82,7 @@ def redeliver_event(event_id: str):
         return redirect(url_for(".detail", event_id=event_id), 303)
     session = get_session()
     try:
-        redeliver(session, event_id, datetime.now(UTC), actor_id=current_staff().id)
+        redeliver(session, event_id, datetime.now(UTC), actor_id=signed_in_staff().id)
     except ConflictError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".detail", event_id=event_id), 303)

@@ -13,8 +13,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http.client import HTTPMessage
+from typing import IO, Any, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from verifier.core.audit import record_event
@@ -73,7 +75,7 @@ def verify_signature(
     return any(hmac.compare_digest(expected, s) for s in signatures)
 
 
-def event_body(event_payload: dict) -> bytes:
+def event_body(event_payload: dict[str, Any]) -> bytes:
     """The exact bytes POSTed: the same on every redelivery of one event."""
     return json.dumps(event_payload, separators=(",", ":"), sort_keys=True).encode()
 
@@ -98,8 +100,9 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _case_of(model):
-    return model.payload[("data", "case_id")].as_integer()
+def _case_of(model: type[WebhookEvent]) -> ColumnElement[int]:
+    case_id: ColumnElement[int] = model.payload[("data", "case_id")].as_integer()
+    return case_id
 
 
 def claim_due_events(
@@ -143,10 +146,13 @@ def claim_due_events(
 
 def skip_due_events(session: Session, now: datetime) -> int:
     """With no webhook URL configured, mark due events `skipped` (kept; an admin can redeliver)."""
-    result = session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
-        .values(status=SKIPPED, last_error="not sent: VERIFIER_WEBHOOK_URL is not set")
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
+            .values(status=SKIPPED, last_error="not sent: VERIFIER_WEBHOOK_URL is not set")
+        ),
     )
     if result.rowcount:
         log.info("%s webhook events skipped: VERIFIER_WEBHOOK_URL is not set", result.rowcount)
@@ -155,14 +161,24 @@ def skip_due_events(session: Session, now: datetime) -> int:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect is an answer, not a delivery: following it could post the event elsewhere.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         return None
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def post_event(url: str, secret: str, event: ClaimedEvent, now: datetime, timeout: float):
+def post_event(
+    url: str, secret: str, event: ClaimedEvent, now: datetime, timeout: float
+) -> AttemptResult:
     """POST one signed event; returns the attempt's status code or error, never raises."""
     headers = {
         "Content-Type": "application/json",
@@ -192,8 +208,10 @@ def post_event(url: str, secret: str, event: ClaimedEvent, now: datetime, timeou
     return AttemptResult(status, truncate_error(error) if error else None, duration_ms)
 
 
-def _outcome(event: ClaimedEvent, result: AttemptResult, now: datetime, report) -> dict:
-    common = {"last_status_code": result.status_code, "last_error": result.error}
+def _outcome(
+    event: ClaimedEvent, result: AttemptResult, now: datetime, report: DeliveryReport
+) -> dict[str, Any]:
+    common: dict[str, Any] = {"last_status_code": result.status_code, "last_error": result.error}
     if result.ok:
         report.sent += 1
         log.info(
@@ -264,7 +282,13 @@ def deliver_due_webhooks(
     return report
 
 
-def _record(session_factory, event: ClaimedEvent, result: AttemptResult, values, now) -> None:
+def _record(
+    session_factory: Callable[[], Session],
+    event: ClaimedEvent,
+    result: AttemptResult,
+    values: dict[str, Any],
+    now: datetime,
+) -> None:
     with session_factory() as session:
         session.add(
             WebhookDelivery(

@@ -85,8 +85,9 @@ def measured_review_minutes(session: Session, *, start: datetime, end: datetime)
             VerificationCase.decided_by_id.is_not(None),
         )
     ).all()
-    claims: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for case_id, actor_id, at in session.execute(
+    # Keyed by the audit columns (target_id, actor_id), which may be NULL.
+    claims: dict[tuple[str | None, str | None], list[datetime]] = defaultdict(list)
+    for target_id, actor_id, at in session.execute(
         select(AuditEvent.target_id, AuditEvent.actor_id, AuditEvent.at).where(
             AuditEvent.action == CLAIM_ACTION,
             AuditEvent.target_type == "case",
@@ -94,16 +95,19 @@ def measured_review_minutes(session: Session, *, start: datetime, end: datetime)
             AuditEvent.at < end,
         )
     ):
-        claims[(case_id, actor_id)].append(at)
+        claims[(target_id, actor_id)].append(at)
     durations = []
     for case_id, staff_id, decided_at in decided:
+        assert decided_at is not None  # selected by decided_at
         times = sorted(claims.get((str(case_id), str(staff_id)), []))
         before = [t for t in times if t <= decided_at]
         if before:
             durations.append((decided_at - before[-1]).total_seconds() / 60)
     if not durations:
         return ReviewTime(DEFAULT_REVIEW_MINUTES, measured=False, cases=0)
-    return ReviewTime(median(durations), measured=True, cases=len(durations))
+    minutes = median(durations)
+    assert minutes is not None  # durations is not empty
+    return ReviewTime(minutes, measured=True, cases=len(durations))
 
 
 def _policy(values: dict[str, Any]) -> Policy:
@@ -131,6 +135,7 @@ class _Approvals:
             )
         )
         for email, last4, decided_at in rows:
+            assert decided_at is not None  # selected by decided_at
             self._times[(email, last4)].append(decided_at)
         for times in self._times.values():
             times.sort()
@@ -141,7 +146,13 @@ class _Approvals:
         return i < len(times) and times[i] <= at
 
 
-def _load(orders, values: dict[str, Any], approvals: _Approvals, days: int, minutes: float):
+def _load(
+    orders: list[tuple[OrderFacts, str, str, datetime]],
+    values: dict[str, Any],
+    approvals: _Approvals,
+    days: int,
+    minutes: float,
+) -> Load:
     policy = _policy(values)
     exemption_days = values.get("repeat_exemption_days")
     rule_forced = exempt = candidates = 0

@@ -23,7 +23,7 @@ from verifier.policy.changes import (
 )
 from verifier.policy.forms import SettingsForm
 from verifier.policy.preview import preview_policy
-from verifier.web.auth import admin_required, current_staff
+from verifier.web.auth import admin_required, signed_in_staff
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
 HISTORY_PAGE_SIZE = 20
@@ -59,7 +59,7 @@ def submit():
             preview=preview,
             changes=diff_values(current, proposed),
         )
-    user = current_staff()
+    user = signed_in_staff()
     try:
         saved = edit_policy(
             session,

@@ -279,7 +279,8 @@ def _render_page(pdf: pdfium.PdfDocument, number: int, limits: PipelineLimits) -
         bitmap = page.render(scale=scale, may_draw_forms=False)
         try:
             # to_pil() shares the bitmap's buffer; copy before the bitmap is freed.
-            return bitmap.to_pil().convert("RGB")
+            shared: Image.Image = bitmap.to_pil()
+            return shared.convert("RGB")
         finally:
             bitmap.close()
     finally:

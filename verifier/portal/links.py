@@ -6,8 +6,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from verifier.core.audit import record_event
@@ -101,7 +102,7 @@ def revoke_links(session: Session, case_id: int, now: datetime) -> int:
         .where(UploadLink.case_id == case_id, UploadLink.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return result.rowcount
+    return cast(CursorResult[Any], result).rowcount
 
 
 def invite_customer(
@@ -166,7 +167,16 @@ def create_handoff_link(
     return create_link(session, case, expires_at=expires_at, now=now), expires_at
 
 
-def _queue_link_email(session, case, invitation, *, portal, settings, now, kind) -> None:
+def _queue_link_email(
+    session: Session,
+    case: VerificationCase,
+    invitation: Invitation,
+    *,
+    portal: PortalContext,
+    settings: Settings,
+    now: datetime,
+    kind: str,
+) -> None:
     email = render_customer_email(
         kind,
         case=case,

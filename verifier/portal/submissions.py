@@ -106,7 +106,9 @@ def allowed_kinds(state: PortalState) -> tuple[str, ...]:
     return tuple(k for k in DOCUMENT_KINDS if k in kinds)
 
 
-def check_can_upload(session: Session, case: VerificationCase, kind: str, settings: Settings):
+def check_can_upload(
+    session: Session, case: VerificationCase, kind: str, settings: Settings
+) -> None:
     """Raise UploadRejected (status 409/429) unless the case takes this kind of document now."""
     if case.status not in OPEN_FOR_UPLOAD:
         raise UploadRejected(
@@ -117,6 +119,7 @@ def check_can_upload(session: Session, case: VerificationCase, kind: str, settin
     if kind not in state_kinds:
         raise UploadRejected("This document is not needed for your order.", code="kind_not_needed")
     count = session.scalar(select(func.count(Document.id)).where(Document.case_id == case.id))
+    assert count is not None  # COUNT with no GROUP BY returns one row
     if count >= settings.max_uploads_per_case:
         raise UploadRejected(
             "You have uploaded the most files we accept for one order. "

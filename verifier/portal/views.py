@@ -128,6 +128,7 @@ def open_link(token: str):
     resolution = resolve_token(db, token, _now())
     if resolution.outcome == INVALID:
         return render_template("portal/invalid.html"), 404
+    assert resolution.link is not None  # every outcome but INVALID comes with its link
     if resolution.outcome == EXPIRED_LINK:
         order = resolution.link.case.order
         return render_template(
@@ -234,6 +235,8 @@ def preview(doc_id: str):
     db.commit()
     if doc is None or doc.wrapped_key is None:
         abort(404)
+    # A document keeps its blob and key id while it has a key (shred, then delete).
+    assert doc.blob_name is not None and doc.key_id is not None
     data = read_blob(
         current_app.config["UPLOADS_DIR"], keyring(), doc.id, doc.blob_name, doc.wrapped_key,
         doc.key_id,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from verifier.models import OPEN_CASE_STATES, Order, OutboxEmail, VerificationCase
@@ -17,7 +18,7 @@ PLACEHOLDER_EMAIL = "anonymised@anonymised.invalid"
 PLACEHOLDER_LAST4 = "****"
 
 
-def placeholder_address(address: dict | None) -> dict:
+def placeholder_address(address: dict[str, Any] | None) -> dict[str, Any]:
     """An address with every line replaced; the country stays for statistics."""
     country = (address or {}).get("country")
     return {"line1": PLACEHOLDER, "city": PLACEHOLDER, **({"country": country} if country else {})}
@@ -49,7 +50,7 @@ def anonymise_orders(session: Session, order_ids: Iterable[int], now: datetime) 
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount:
+        if cast(CursorResult[Any], result).rowcount:
             count += 1
             _anonymise_case_text(session, order.id)
     session.flush()

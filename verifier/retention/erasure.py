@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
@@ -130,7 +131,7 @@ def erase_customer(
             )
         case_ids = [c.id for c in cases]
         doc_ids = list(session.scalars(select(Document.id).where(Document.case_id.in_(case_ids))))
-        erased = session.execute(
+        result = session.execute(
             update(Document)
             .where(
                 Document.case_id.in_(case_ids),
@@ -139,7 +140,8 @@ def erase_customer(
             )
             .values(wrapped_key=None, status=ERASED, erased_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        erased = cast(CursorResult[Any], result).rowcount
         session.execute(
             update(Document)
             .where(Document.case_id.in_(case_ids), Document.wrapped_key.is_not(None))

@@ -10,6 +10,7 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fpdf import FPDF
 from sqlalchemy import and_, or_, select
@@ -100,7 +101,7 @@ class _Pdf:
         self.line(f"{label}: {'—' if value in (None, '') else value}")
 
     def image(self, data: bytes, width: int, height: int) -> None:
-        w = PAGE_WIDTH_MM
+        w: float = PAGE_WIDTH_MM
         h = w * height / max(width, 1)
         if h > MAX_IMAGE_HEIGHT_MM:
             w, h = w * MAX_IMAGE_HEIGHT_MM / h, MAX_IMAGE_HEIGHT_MM
@@ -121,9 +122,10 @@ def _money(amount_minor: int, currency: str) -> str:
     return f"{amount_minor // 100}.{amount_minor % 100:02d} {currency}"
 
 
-def _address(address: dict | None) -> str:
+def _address(address: dict[str, Any] | None) -> str:
     parts = ("name", "line1", "line2", "city", "region", "postcode", "country")
-    return ", ".join(str(address[p]) for p in parts if (address or {}).get(p))
+    values = address or {}
+    return ", ".join(str(values[p]) for p in parts if values.get(p))
 
 
 def build_evidence_pdf(
@@ -212,6 +214,9 @@ def _documents(pdf: _Pdf, case: VerificationCase, uploads_dir: Path, keyring: Ke
         pdf.line(f"{label}, page {doc.page}, uploaded {_when(doc.created_at)}", size=11)
         for warning in doc.quality_warnings or []:
             pdf.line(f"Quality warning: {warning.get('message', warning)}", size=8)
+        # Stored documents (key and blob, above) always have the id of their key.
+        assert doc.wrapped_key is not None and doc.blob_name is not None
+        assert doc.key_id is not None
         try:
             data = read_blob(
                 uploads_dir, keyring, doc.id, doc.blob_name, doc.wrapped_key, doc.key_id

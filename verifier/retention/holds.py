@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -187,7 +188,7 @@ def list_legal_holds(session: Session) -> list[VerificationCase]:
     )
 
 
-def hold_body(case: VerificationCase) -> dict:
+def hold_body(case: VerificationCase) -> dict[str, Any]:
     """The API's JSON view of a case's hold."""
     return {
         "external_id": case.order.external_id,

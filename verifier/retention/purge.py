@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, ScalarSelect
 
 from verifier.core.audit import record_event
 from verifier.core.settings import Settings
@@ -148,7 +150,7 @@ def case_due_at(
     return None
 
 
-def _link_expiry():
+def _link_expiry() -> ScalarSelect[datetime]:
     return (
         select(func.max(UploadLink.expires_at))
         .where(UploadLink.case_id == VerificationCase.id)
@@ -157,7 +159,7 @@ def _link_expiry():
     )
 
 
-def _case_due(now: datetime, settings: Settings):
+def _case_due(now: datetime, settings: Settings) -> ColumnElement[bool]:
     """SQL twin of ``case_due_at(...) <= now``."""
     decided_cutoff = now - timedelta(days=settings.retention_decided_days)
     expired_cutoff = now - timedelta(days=settings.retention_expired_days)
@@ -177,11 +179,11 @@ def _case_due(now: datetime, settings: Settings):
     )
 
 
-def _stored():
+def _stored() -> ColumnElement[bool]:
     return or_(Document.wrapped_key.is_not(None), Document.blob_name.is_not(None))
 
 
-def _due_clause(now: datetime, settings: Settings):
+def _due_clause(now: datetime, settings: Settings) -> ColumnElement[bool]:
     """Documents to destroy now (with _stored()).
 
     A legal hold keeps active and replaced documents; erased documents (a reviewer saw card
@@ -281,10 +283,10 @@ def purge_due_documents(
         return _dry_run(session_factory, uploads, now, settings)
     fault = _fault or _no_fault
     with session_factory() as session:
-        run = PurgeRun(started_at=now, actor=actor[:254])
-        session.add(run)
+        started = PurgeRun(started_at=now, actor=actor[:254])
+        session.add(started)
         session.commit()
-        run_id = run.id
+        run_id = started.id
     report = PurgeReport(run_id=run_id)
     failed: set[str] = set()
     while True:
@@ -299,6 +301,7 @@ def purge_due_documents(
     with session_factory() as session:
         report.held_cases = len(held_case_ids(session, now, settings))
         run = session.get(PurgeRun, run_id)
+        assert run is not None  # written above; purge runs are never deleted
         run.finished_at = now
         run.documents_purged = report.documents_purged
         run.orphans_removed = report.orphans_removed
@@ -323,7 +326,8 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _shred_batch(session_factory, now, settings, run_id, batch, report, fault) -> int:
+def _shred_batch(session_factory: SessionFactory, now: datetime, settings: Settings, run_id: int,
+                 batch: int, report: PurgeReport, fault: Fault) -> int:  # fmt: skip
     """Step 1: claim due rows that still have a key, drop the key and mark them purged."""
     with session_factory() as session:
         stmt = (
@@ -341,7 +345,7 @@ def _shred_batch(session_factory, now, settings, run_id, batch, report, fault) -
             return 0
         ids = [row.id for row in rows]
         fault("claim")
-        purged = session.execute(
+        result = session.execute(
             update(Document)
             .where(
                 Document.id.in_(ids),
@@ -350,14 +354,16 @@ def _shred_batch(session_factory, now, settings, run_id, batch, report, fault) -
             )
             .values(wrapped_key=None, status=PURGED, purged_at=now, purge_run_id=run_id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        purged = cast(CursorResult[Any], result).rowcount
         # Erased (or oddly purged) rows that kept a key: the key goes, the status stays.
-        others = session.execute(
+        result = session.execute(
             update(Document)
             .where(Document.id.in_(ids), Document.wrapped_key.is_not(None))
             .values(wrapped_key=None)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        others = cast(CursorResult[Any], result).rowcount
         mark_cases_cleared(session, {row.case_id for row in rows}, now)
         session.commit()
     report.documents_purged += purged
@@ -441,7 +447,7 @@ def mark_cases_cleared(session: Session, case_ids: Iterable[int], now: datetime)
         return 0
     stored = exists().where(Document.case_id == VerificationCase.id, _stored())
     any_doc = exists().where(Document.case_id == VerificationCase.id)
-    return session.execute(
+    result = session.execute(
         update(VerificationCase)
         .where(
             VerificationCase.id.in_(case_ids),
@@ -451,10 +457,12 @@ def mark_cases_cleared(session: Session, case_ids: Iterable[int], now: datetime)
         )
         .values(documents_purged_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    return cast(CursorResult[Any], result).rowcount
 
 
-def _anonymise_due(session_factory, now: datetime, settings: Settings, fault: Fault) -> int:
+def _anonymise_due(session_factory: SessionFactory, now: datetime, settings: Settings,
+                   fault: Fault) -> int:  # fmt: skip
     total = 0
     while True:
         with session_factory() as session:
@@ -470,7 +478,8 @@ def _anonymise_due(session_factory, now: datetime, settings: Settings, fault: Fa
             return total
 
 
-def _dry_run(session_factory, uploads: Path, now: datetime, settings: Settings) -> PurgeReport:
+def _dry_run(session_factory: SessionFactory, uploads: Path, now: datetime,
+             settings: Settings) -> PurgeReport:  # fmt: skip
     with session_factory() as session:
         documents = due_documents(session, now, settings)
         held = held_case_ids(session, now, settings)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from verifier.core.settings import Settings
@@ -47,7 +48,9 @@ class PurgeSchedule:
     total_cases: int
 
 
-def _stored_documents(session: Session, case_ids: list[int] | None = None):
+def _stored_documents(
+    session: Session, case_ids: list[int] | None = None
+) -> Sequence[Row[int, str, str, bool]]:
     stmt = select(
         Document.case_id, Document.kind, Document.status, Document.wrapped_key.is_(None)
     ).where(Document.wrapped_key.is_not(None) | Document.blob_name.is_not(None))
@@ -65,7 +68,13 @@ def _link_expiries(session: Session, case_ids: list[int]) -> dict[int, datetime]
     return dict(rows)
 
 
-def _entry(case, docs, expiry, settings: Settings, now: datetime) -> ScheduleEntry:
+def _entry(
+    case: VerificationCase,
+    docs: list[tuple[str, str, bool]],
+    expiry: datetime | None,
+    settings: Settings,
+    now: datetime,
+) -> ScheduleEntry:
     kinds = tuple(sorted({kind for kind, _status, _keyless in docs}))
     leftovers = any(keyless or status != ACTIVE for _kind, status, keyless in docs)
     due_at = case_due_at(case.status, case.decided_at, case.updated_at, expiry, settings)
@@ -95,7 +104,7 @@ def purge_schedule(
     session: Session, now: datetime, settings: Settings, *, limit: int = 200
 ) -> PurgeSchedule:
     """Every case still storing documents: due first, then by due date, open cases last."""
-    by_case: dict[int, list] = defaultdict(list)
+    by_case: dict[int, list[tuple[str, str, bool]]] = defaultdict(list)
     for case_id, kind, status, keyless in _stored_documents(session):
         by_case[case_id].append((kind, status, bool(keyless)))
     ids = list(by_case)
@@ -114,7 +123,10 @@ def purge_schedule(
         entries=entries[:limit],
         due_now=sum(e.documents for e in entries if e.state == "due"),
         due_this_week=sum(
-            e.documents for e in entries if e.state in ("due", "scheduled") and e.due_at <= week
+            e.documents
+            for e in entries
+            # A due or scheduled entry always has a due_at.
+            if e.state in ("due", "scheduled") and e.due_at is not None and e.due_at <= week
         ),
         held_cases=sum(1 for e in entries if e.state == "held"),
         open_cases=sum(1 for e in entries if e.state == "open"),
@@ -167,7 +179,7 @@ def purge_receipt(
     )
     if case is None:
         raise NotFoundError("There is no such case.")
-    groups: dict[tuple, Counter] = defaultdict(Counter)
+    groups: dict[tuple[str, datetime | None, int | None], Counter[str]] = defaultdict(Counter)
     stored = []
     for doc in case.documents:
         if doc.wrapped_key is not None or doc.blob_name is not None:
@@ -183,7 +195,7 @@ def purge_receipt(
     far = datetime.max.replace(tzinfo=now.tzinfo)
     destroyed.sort(key=lambda d: (d.at or far, d.how))
     run_ids = {d.run_id for d in destroyed if d.run_id is not None}
-    runs = {}
+    runs: dict[int, PurgeRun] = {}
     if run_ids:
         runs = {r.id: r for r in session.scalars(select(PurgeRun).where(PurgeRun.id.in_(run_ids)))}
     expiry = _link_expiries(session, [case.id]).get(case.id)
@@ -201,7 +213,9 @@ def purge_receipt(
     )
 
 
-def case_purge_due_at(session: Session, case: VerificationCase, settings: Settings):
+def case_purge_due_at(
+    session: Session, case: VerificationCase, settings: Settings
+) -> datetime | None:
     """When the case's stored documents are due (None while open or when none is stored)."""
     if case.status in OPEN_CASE_STATES or case.documents_purged_at is not None:
         return None

@@ -22,7 +22,7 @@ def orphan_candidates(
     """Blob names with no Document row whose file is older than ORPHAN_MIN_AGE at ``now``."""
     cutoff = (now - ORPHAN_MIN_AGE).timestamp()
     old = [name for name, mtime in iter_blobs(uploads) if mtime <= cutoff]
-    orphans = []
+    orphans: list[str] = []
     with session_factory() as session:
         for start in range(0, len(old), 500):
             chunk = old[start : start + 500]

@@ -36,7 +36,7 @@ from verifier.retention.forms import ErasureForm, EvidenceForm, HoldForm, Lookup
 from verifier.retention.holds import hold_order, list_legal_holds, release_case_hold
 from verifier.retention.receipts import purge_receipt, purge_schedule, recent_purge_runs
 from verifier.vault.storage import Keyring
-from verifier.web.auth import admin_guard, current_staff
+from verifier.web.auth import admin_guard, signed_in_staff
 
 bp = Blueprint("retention", __name__, url_prefix="/admin/retention")
 bp.before_request(admin_guard)
@@ -47,7 +47,7 @@ def _now() -> datetime:
 
 
 def _staff_id() -> int:
-    return current_staff().id
+    return signed_in_staff().id
 
 
 def _form_error(form, exc: VerifierError, default_field: str) -> None:
@@ -183,7 +183,7 @@ def receipt(case_id: int):
 @bp.post("/cases/<int:case_id>/evidence")
 def evidence(case_id: int):
     session = get_session()
-    user = current_staff()
+    user = signed_in_staff()
     now = _now()
     pdf = build_evidence_pdf(
         session,

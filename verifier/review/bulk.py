@@ -47,7 +47,9 @@ def _case_ids(case_ids: Iterable[int]) -> list[int]:
     return ids
 
 
-def _each(session: Session, case_ids: Iterable[int], action) -> list[BulkResult]:
+def _each(
+    session: Session, case_ids: Iterable[int], action: Callable[[VerificationCase], str]
+) -> list[BulkResult]:
     ids = _case_ids(case_ids)
     cases = {
         c.id: c

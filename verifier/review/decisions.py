@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -93,7 +94,7 @@ def _finish(
     now: datetime,
     settings: Settings,
     rng: random.Random,
-    details: dict,
+    details: dict[str, Any],
 ) -> VerificationCase:
     """Record a final decision: status change (audit + webhook), lease freed, QA sample."""
     case.decided_at = now
@@ -271,6 +272,7 @@ def clean_resubmission(kinds: Iterable[str], message: str | None) -> tuple[list[
         errors["message"] = "Tell the customer what to change."
     if errors:
         raise ValidationError("The request for new documents is not complete.", errors)
+    assert text is not None  # an empty message is one of the errors above
     return chosen, text
 
 
@@ -291,7 +293,7 @@ def send_back(
     actor_id: int,
     now: datetime,
     reopen: Reopen,
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Move a case to resubmission_requested for `kinds`, free it, and reopen the link."""
     case.resubmission_kinds = kinds

@@ -58,6 +58,8 @@ def view_document(
     document = session.get(Document, document_id)
     if document is None or document.status not in VIEWABLE or not document.blob_name:
         raise NotFoundError("There is no such document.")
+    # A viewable document keeps its key until its blob is gone (shred, then delete).
+    assert document.wrapped_key is not None and document.key_id is not None
     data = read_blob(
         uploads_dir, keyring, document.id, document.blob_name, document.wrapped_key,
         document.key_id,

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from verifier.core.audit import record_event
 from verifier.errors import ConflictError, NotFoundError, ValidationError
@@ -29,11 +30,11 @@ from verifier.models import (
 VERDICTS = (APPROVED, REJECTED)
 
 
-def _not(column, staff_id: int):
+def _not(column: InstrumentedAttribute[int | None], staff_id: int) -> ColumnElement[bool]:
     return or_(column.is_(None), column != staff_id)
 
 
-def _pending_for(staff_id: int):
+def _pending_for(staff_id: int) -> tuple[ColumnElement[bool], ...]:
     """SQL conditions: not yet done, and this reviewer had no hand in the first decision."""
     return (
         QualityReview.completed_at.is_(None),
@@ -71,6 +72,7 @@ def next_quality_review(session: Session, staff_id: int) -> BlindCase | None:
         .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
         .where(*_pending_for(staff_id))
     )
+    assert pending is not None  # COUNT(*) with no GROUP BY returns one row
     case = session.scalars(
         select(VerificationCase)
         .where(VerificationCase.id == review.case_id)
@@ -113,7 +115,7 @@ def record_quality_verdict(
         .values(reviewer_id=staff_id, verdict=verdict, agrees=agrees, completed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast(CursorResult[Any], result).rowcount != 1:
         raise ConflictError("Another reviewer has already done this quality check.")
     record_event(
         session, "quality.reviewed", actor_type="staff", actor_id=staff_id,
@@ -165,7 +167,8 @@ def agreement_report(session: Session, *, start: datetime, end: datetime) -> Agr
     ).all()
     ids = {r.first_reviewer_id for r, _, _ in rows} | {r.reviewer_id for r, _, _ in rows}
     wanted = {i for i in ids if i is not None}
-    labels = {
+    # A None id (no reviewer recorded) finds no label.
+    labels: dict[int | None, str] = {
         user_id: email
         for user_id, email in session.execute(
             select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(wanted))
@@ -178,6 +181,7 @@ def agreement_report(session: Session, *, start: datetime, end: datetime) -> Agr
         tally[first][0] += 1
         tally[first][1] += int(bool(review.agrees))
         if not review.agrees:
+            assert review.completed_at is not None  # selected by completed_at above
             disagreements.append(
                 Disagreement(
                     case_id=review.case_id,
@@ -192,6 +196,7 @@ def agreement_report(session: Session, *, start: datetime, end: datetime) -> Agr
     pending = session.scalar(
         select(func.count()).select_from(QualityReview).where(QualityReview.completed_at.is_(None))
     )
+    assert pending is not None  # COUNT(*) with no GROUP BY returns one row
     return AgreementReport(
         overall=Agreement("All reviewers", len(rows), sum(int(bool(r.agrees)) for r, *_ in rows)),
         per_reviewer=[Agreement(label, n, k) for label, (n, k) in sorted(tally.items())],

@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired
 from verifier.db import get_session
 from verifier.errors import ConflictError
 from verifier.review.quality import next_quality_review, record_quality_verdict
-from verifier.web.auth import current_staff, staff_required
+from verifier.web.auth import signed_in_staff, staff_required
 
 bp = Blueprint("quality", __name__, url_prefix="/review/quality")
 
@@ -37,7 +37,7 @@ class VerdictForm(FlaskForm):
 @staff_required
 def next_check():
     session = get_session()
-    blind = next_quality_review(session, current_staff().id)
+    blind = next_quality_review(session, signed_in_staff().id)
     return render_template("review/quality_check.html", blind=blind, form=VerdictForm())
 
 
@@ -47,14 +47,14 @@ def record(review_id: int):
     form = VerdictForm()
     session = get_session()
     if not form.validate():
-        blind = next_quality_review(session, current_staff().id)
+        blind = next_quality_review(session, signed_in_staff().id)
         if blind is None or blind.review.id != review_id:
             flash("Choose approve or reject.", "error")
             return redirect(url_for("quality.next_check"), code=303)
         return render_template("review/quality_check.html", blind=blind, form=form), 422
     try:
         review = record_quality_verdict(
-            session, review_id, current_staff().id, form.verdict.data, datetime.now(UTC)
+            session, review_id, signed_in_staff().id, form.verdict.data, datetime.now(UTC)
         )
     except ConflictError as exc:
         session.rollback()

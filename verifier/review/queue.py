@@ -12,9 +12,10 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, tuple_
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, func, or_, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session, contains_eager, selectinload
 
 from verifier.core.settings import Settings
 from verifier.errors import NotFoundError, ValidationError
@@ -96,7 +97,7 @@ def clean_filters(state: str | None, reason: str | None, search: str | None) -> 
     return QueueFilters(state=state, reason=reason or None, search=(search or "").strip()[:254])
 
 
-def _sort_column(filters: QueueFilters):
+def _sort_column(filters: QueueFilters) -> InstrumentedAttribute[datetime]:
     # Decided cases list newest first by the time they reached their final state.
     return VerificationCase.updated_at if filters.state == DECIDED else VerificationCase.created_at
 
@@ -119,13 +120,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationError("That page link is not valid.", {"after": "Bad cursor."}) from None
 
 
-def _prefix_range(column, prefix: str):
+def _prefix_range(column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as an index range scan (plus an exact check)."""
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return and_(column >= prefix, column < upper, column.startswith(prefix, autoescape=True))
 
 
-def queue_query(filters: QueueFilters) -> Select:
+def queue_query(filters: QueueFilters) -> Select[VerificationCase]:
     """The queue's SELECT without paging: cases joined to their orders, filtered."""
     query = (
         select(VerificationCase)
@@ -190,7 +191,7 @@ def list_queue(
         moment, case_id = decode_cursor(after)
         key = tuple_(sort, VerificationCase.id)
         query = query.where(key < (moment, case_id) if newest_first else key > (moment, case_id))
-    order = [sort, VerificationCase.id]
+    order: list[InstrumentedAttribute[Any] | UnaryExpression[Any]] = [sort, VerificationCase.id]
     if newest_first:
         order = [column.desc() for column in order]
     cases = session.scalars(query.order_by(*order).limit(limit + 1)).all()
@@ -205,7 +206,7 @@ def list_queue(
             age=_age(c, now),
             late=_late(c, now, settings),
             holder=labels.get(c.claimed_by_id)
-            if c.lease_expires_at and c.lease_expires_at > now
+            if c.claimed_by_id is not None and c.lease_expires_at and c.lease_expires_at > now
             else None,
         )
         for c in cases
@@ -255,8 +256,10 @@ def get_case_view(session: Session, case_id: int, now: datetime, settings: Setti
         case=case,
         documents=documents,
         holder=labels.get(holding) if holding else None,
-        proposer=labels.get(case.proposed_rejection_by_id),
-        decider=labels.get(case.decided_by_id),
+        proposer=labels.get(case.proposed_rejection_by_id)
+        if case.proposed_rejection_by_id is not None
+        else None,
+        decider=labels.get(case.decided_by_id) if case.decided_by_id is not None else None,
         age=_age(case, now),
         late=_late(case, now, settings),
         staff=labels,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -70,7 +71,7 @@ from verifier.review.forms import (
 )
 from verifier.review.queue import clean_filters, get_case_view, list_queue, queue_counts
 from verifier.vault.storage import Keyring
-from verifier.web.auth import acts_as_admin, current_staff, staff_required
+from verifier.web.auth import acts_as_admin, signed_in_staff, staff_required
 from verifier.web.forms import apply_domain_errors
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -88,7 +89,7 @@ def _rng() -> random.Random:
 
 
 def _me() -> StaffUser:
-    return current_staff()
+    return signed_in_staff()
 
 
 def _keyring() -> Keyring:
@@ -156,7 +157,7 @@ def queue():
     bulk.reviewer.choices = [SelectChoice(row.id, row.email) for row in reviewers]
     next_url = None
     if page.next_cursor:
-        args = {k: v for k, v in request.args.items() if k != "after"}
+        args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
         next_url = url_for(".queue", **args, after=page.next_cursor)
     return render_template(
         "review/queue.html", form=form, filters=filters, page=page, counts=queue_counts(session),

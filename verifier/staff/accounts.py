@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -185,7 +186,7 @@ def _audit(
     actor: StaffUser | None,
     user: StaffUser,
     now: datetime,
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     record_event(
         session, action, actor_type="cli" if actor is None else "staff",

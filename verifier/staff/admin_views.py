@@ -28,7 +28,7 @@ from verifier.staff.accounts import (
     set_active,
 )
 from verifier.staff.admin_forms import ActionForm, AuditFilterForm, InviteForm, RoleForm
-from verifier.web.auth import admin_guard, admin_required, current_staff
+from verifier.web.auth import admin_guard, admin_required, current_staff, signed_in_staff
 from verifier.web.forms import apply_domain_errors
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -87,7 +87,7 @@ def invite():
     db = get_session()
     try:
         user, password = invite_user(
-            db, form.email.data, form.role.data, actor=current_staff(), now=_now()
+            db, form.email.data, form.role.data, actor=signed_in_staff(), now=_now()
         )
     except ValidationError as exc:
         return _render_list(form, apply_domain_errors(form, exc), exc.status)
@@ -123,7 +123,7 @@ def staff_role(user_id: int):
         return _render_list(errors=["Choose reviewer or admin."], status=422)
     db = get_session()
     try:
-        user = change_role(db, user_id, form.role.data, actor=current_staff(), now=_now())
+        user = change_role(db, user_id, form.role.data, actor=signed_in_staff(), now=_now())
     except VerifierError as exc:
         return _render_list(errors=[exc.message], status=exc.status)
     db.commit()

@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
@@ -57,7 +57,7 @@ def is_locked(user: StaffUser, now: datetime) -> bool:
     return user.locked_until is not None and user.locked_until > now
 
 
-def _lock_row(session: Session, query) -> StaffUser | None:
+def _lock_row(session: Session, query: Select[StaffUser]) -> StaffUser | None:
     # FOR UPDATE serialises concurrent attempts on one account, so no failure goes uncounted.
     return session.scalar(query.with_for_update())
 

@@ -49,6 +49,7 @@ from verifier.web.auth import (
     end_staff_session,
     keep_staff_session,
     safe_next,
+    signed_in_staff,
     staff_required,
     start_staff_session,
 )
@@ -161,7 +162,7 @@ def logout():
 @limiter.limit(_login_limit, methods=["POST"])
 @staff_required
 def password():
-    user = current_staff()
+    user = signed_in_staff()
     form = PasswordForm()
     forced = user.password_changed_at is None
     errors: list[str] = []
@@ -186,7 +187,7 @@ def password():
 @limiter.limit(_login_limit, methods=["POST"])
 @staff_required
 def two_factor():
-    user = current_staff()
+    user = signed_in_staff()
     if user.totp_secret:
         return _two_factor_on(user)
     return _two_factor_off(user)

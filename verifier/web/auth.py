@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -49,7 +49,7 @@ DEFAULT_MAX_HOURS = 12
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"staff.password", "staff.logout"})
 
 login_manager = LoginManager()
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class SignedInStaff(UserMixin):
@@ -170,6 +170,13 @@ def current_staff() -> StaffUser | None:
     return principal.user
 
 
+def signed_in_staff() -> StaffUser:
+    """The signed-in staff user, in a request that staff_guard or admin_guard let through."""
+    user = current_staff()
+    assert user is not None  # the guard sent everyone else to the sign-in page
+    return user
+
+
 def has_endpoint(name: str) -> bool:
     """Whether a view is registered under `name` (navigation links only for pages that exist)."""
     return name in current_app.view_functions
@@ -237,7 +244,7 @@ def admin_guard():
     denied = staff_guard()
     if denied is not None:
         return denied
-    user = current_staff()
+    user = signed_in_staff()
     if user.role != "admin":
         abort(403)
     if current_app.config["REQUIRE_ADMIN_2FA"] and not user.totp_secret:
@@ -253,7 +260,7 @@ def staff_required(view: F) -> F:
     def wrapped(*args, **kwargs):
         return staff_guard() or view(*args, **kwargs)
 
-    return wrapped
+    return cast(F, wrapped)
 
 
 def admin_required(view: F) -> F:
@@ -263,4 +270,4 @@ def admin_required(view: F) -> F:
     def wrapped(*args, **kwargs):
         return admin_guard() or view(*args, **kwargs)
 
-    return wrapped
+    return cast(F, wrapped)

@@ -101,7 +101,7 @@ def configure_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        messages = {
+        messages: dict[int | None, str] = {
             400: "The request could not be understood.",
             401: "Authentication is required.",
             403: "You do not have access to this page.",

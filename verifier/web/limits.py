@@ -56,6 +56,9 @@ class PerAppLimiter(Limiter):
     _fallback_limiter = _PerApp()
     _key_prefix = _PerApp()
     _headers_enabled = _PerApp()
+    # Set in __init__ through __dict__; declared here for the type checker only.
+    _apps: weakref.WeakKeyDictionary[Flask, dict[str, Any]]
+    _last: dict[str, Any] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.__dict__["_apps"] = weakref.WeakKeyDictionary()
@@ -72,7 +75,8 @@ class PerAppLimiter(Limiter):
 
     def _state(self) -> dict[str, Any] | None:
         if has_app_context():
-            return self._apps.get(current_app._get_current_object())
+            # current_app is a werkzeug LocalProxy, which Flask's stubs type as Flask itself.
+            return self._apps.get(current_app._get_current_object())  # type: ignore[attr-defined]
         return self._last
 
 
