@@ -176,6 +176,13 @@ def test_form_body_is_415(client, auth):
          "card.number"),
         ({"card": {"last4": "4242", "holder_name": "4111 1111 1111 1111"}}, "card.holder_name"),
         ({"coupon": "X"}, "coupon"),
+        # An empty object is an object with every required field missing, not a pass.
+        ({"customer": {}}, "customer.email"),
+        ({"customer": {}}, "customer.name"),
+        ({"card": {}}, "card.last4"),
+        ({"card": {}}, "card.holder_name"),
+        ({"billing_address": {}}, "billing_address.country"),
+        ({"shipping_address": {}}, "shipping_address.line1"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_the_field(client, auth, db_session, change, field):

@@ -35,7 +35,13 @@ from verifier.models import (
     WebhookEvent,
 )
 from verifier.review.bulk import bulk_extend_links, bulk_reassign, bulk_release
-from verifier.review.claims import claim_case, claim_next_case, release_case, renew_lease
+from verifier.review.claims import (
+    claim_case,
+    claim_next_case,
+    holder_label,
+    release_case,
+    renew_lease,
+)
 from verifier.review.decisions import (
     approve_case,
     confirm_rejection,
@@ -95,6 +101,16 @@ def test_a_claimed_case_cannot_be_claimed_by_someone_else(session, staff):
     assert exc.value.message == "priya@shop.test is reviewing this case until 12:15 UTC."
     assert session.get(VerificationCase, case.id).claimed_by_id == priya.id
     assert [e.actor_id for e in events(session, "case.claimed")] == [str(priya.id)]
+
+
+def test_a_claim_released_between_attempt_and_answer_is_told_as_free_not_a_crash(session, staff):
+    # claim_case names the holder after a failed take; when the holder's release commits in
+    # between, the case has no lease left and the answer says it is free again.
+    priya, _, _ = staff
+    case = make_case(session, "A-2")
+    claim_case(session, case.id, priya.id, NOW, SETTINGS)
+    case.claimed_by_id, case.lease_expires_at = None, None
+    assert "released" in holder_label(session, case)
 
 
 def test_claiming_again_extends_the_own_lease_without_a_second_audit_event(session, staff):

@@ -113,6 +113,10 @@ def test_queue_lists_oldest_first_with_counts_late_flag_and_keyset_pages(
     assert re.findall(r">(Q-\d{3})</a>", second) == [f"Q-{i:03d}" for i in range(50, 55)]
     assert 'rel="next"' not in second
     assert client.get("/review/?after=not-a-cursor").status_code == 400
+    # Only the filters travel to the next page: "_"-names are url_for's own options.
+    hostile = client.get("/review/?q=Q-&_external=1&_scheme=javascript&_anchor=x")
+    link = re.search(r'<a href="([^"]+)" rel="next">', hostile.get_data(as_text=True)).group(1)
+    assert link.startswith("/review/?") and "javascript" not in link and "#" not in link
 
 
 def test_queue_filters_by_state_reason_and_search(client, reviewer, login, db_session):

@@ -96,14 +96,18 @@ def _text(
 
 def _object(
     errors: _Errors, obj: dict[str, Any], key: str, spec: dict[str, bool]
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The object under `key`, or None (its error recorded) when it is missing or not one.
+
+    An empty object is an object: its required fields are then reported one by one.
+    """
     value = obj.get(key)
     if value is None:
         errors.add(key, "This field is required.")
-        return {}
+        return None
     if not isinstance(value, dict):
         errors.add(key, "Must be an object.")
-        return {}
+        return None
     for extra in sorted(set(value) - set(spec)):
         errors.add(f"{key}.{extra}", "Unknown field.")
     return value
@@ -112,16 +116,20 @@ def _object(
 def _address(errors: _Errors, obj: dict[str, Any], key: str) -> dict[str, str]:
     raw = _object(errors, obj, key, ADDRESS_FIELDS)
     out: dict[str, str] = {}
+    if raw is None:
+        return out
     for name, required in ADDRESS_FIELDS.items():
         if name == "country":
             continue
-        value = _text(errors, raw, name, f"{key}.{name}", required=raw != {} and required)
+        value = _text(errors, raw, name, f"{key}.{name}", required=required)
         if value is not None:
             out[name] = value
     country = raw.get("country")
-    if raw and (not isinstance(country, str) or country.strip().upper() not in COUNTRIES):
+    if country is None or country == "":
+        errors.add(f"{key}.country", "This field is required.")
+    elif not isinstance(country, str) or country.strip().upper() not in COUNTRIES:
         errors.add(f"{key}.country", "Must be an ISO 3166-1 alpha-2 country code, such as GB.")
-    elif raw:
+    else:
         assert isinstance(country, str)  # checked just above
         out["country"] = country.strip().upper()
     return out
@@ -203,40 +211,42 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
     else:
         currency = currency.strip().upper()
 
-    customer = _object(errors, payload, "customer", CUSTOMER_FIELDS)
-    customer_name = _text(errors, customer, "name", "customer.name", required=bool(customer))
-    email = _text(errors, customer, "email", "customer.email", required=bool(customer), max_len=254)
+    customer_given = _object(errors, payload, "customer", CUSTOMER_FIELDS)
+    customer = customer_given or {}
+    named = customer_given is not None
+    customer_name = _text(errors, customer, "name", "customer.name", required=named)
+    email = _text(errors, customer, "email", "customer.email", required=named, max_len=254)
     if email is not None and not EMAIL_RE.match(email):
         errors.add("customer.email", "Must be an email address.")
     billing = _address(errors, payload, "billing_address")
     shipping = _address(errors, payload, "shipping_address")
 
-    card = _object(errors, payload, "card", CARD_FIELDS)
+    card_given = _object(errors, payload, "card", CARD_FIELDS)
+    card = card_given or {}
     brand = _text(errors, card, "brand", "card.brand", required=False, max_len=20)
     last4 = card.get("last4")
-    if card and (not isinstance(last4, str) or not re.fullmatch(r"\d{4}", last4)):
+    carded = card_given is not None
+    if carded and (not isinstance(last4, str) or not re.fullmatch(r"\d{4}", last4)):
         errors.add("card.last4", "Must be exactly four digits, as a string.")
-    holder = _text(errors, card, "holder_name", "card.holder_name", required=bool(card))
+    holder = _text(errors, card, "holder_name", "card.holder_name", required=carded)
 
     if errors.fields:
         raise ValidationError("The order has invalid fields.", errors.fields)
     # Every check above that leaves one of these unset or of another type records an error.
     assert isinstance(external_id, str) and isinstance(currency, str)
     assert placed_at is not None and amount_minor is not None
-    # KNOWN BUG, kept as it is until fixed: an empty "customer" or "card" object ({}) records
-    # no error, so the customer's name and email, or the card's last4 and holder, are None
-    # here (email.lower() then raises; a None last4 fails at the INSERT). The ignores below
-    # mark it; mypy reports them as unused once the validation refuses empty objects.
+    assert customer_name is not None and email is not None  # required once "customer" is
+    assert isinstance(last4, str) and holder is not None  # required once "card" is
     return OrderInput(
         external_id=external_id,
         placed_at=placed_at,
         amount_minor=amount_minor,
         currency=currency,
-        customer_name=customer_name,  # type: ignore[arg-type]  # the known bug above
-        customer_email=email.lower(),  # type: ignore[union-attr]  # the known bug above
+        customer_name=customer_name,
+        customer_email=email.lower(),
         billing_address=billing,
         shipping_address=shipping,
         card_brand=brand.lower() if brand else None,
-        card_last4=last4,  # type: ignore[arg-type]  # the known bug above
-        cardholder_name=holder,  # type: ignore[arg-type]  # the known bug above
+        card_last4=last4,
+        cardholder_name=holder,
     )

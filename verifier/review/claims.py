@@ -28,10 +28,11 @@ from verifier.models import (
 def holder_label(session: Session, case: VerificationCase) -> str:
     holder = session.get(StaffUser, case.claimed_by_id) if case.claimed_by_id else None
     who = holder.email if holder is not None else "Another reviewer"
-    # KNOWN BUG, kept as it is until fixed: claim_case calls this after a failed take without
-    # checking that the case is still claimed; a release committed in between (PostgreSQL)
-    # leaves no lease, and this raises instead of answering. mypy flags the ignore once fixed.
-    until = case.lease_expires_at.astimezone(UTC).strftime("%H:%M UTC")  # type: ignore[union-attr]
+    if case.lease_expires_at is None:
+        # The holder let go between our attempt and this read (a release committed in
+        # between): the case is free again, so say so rather than name a holder.
+        return "Another reviewer just released this case; try again."
+    until = case.lease_expires_at.astimezone(UTC).strftime("%H:%M UTC")
     return f"{who} is reviewing this case until {until}."
 
 

@@ -74,6 +74,8 @@ from verifier.vault.storage import Keyring
 from verifier.web.auth import acts_as_admin, signed_in_staff, staff_required
 from verifier.web.forms import apply_domain_errors
 
+QUEUE_FILTER_ARGS = ("state", "reason", "q")
+
 bp = Blueprint("review", __name__, url_prefix="/review")
 
 # Served images get a fixed name: never anything the customer's file was called.
@@ -157,7 +159,8 @@ def queue():
     bulk.reviewer.choices = [SelectChoice(row.id, row.email) for row in reviewers]
     next_url = None
     if page.next_cursor:
-        args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after"}
+        # Only the filters travel: url_for reads names starting with "_" as its own options.
+        args: dict[str, Any] = {k: v for k, v in request.args.items() if k in QUEUE_FILTER_ARGS}
         next_url = url_for(".queue", **args, after=page.next_cursor)
     return render_template(
         "review/queue.html", form=form, filters=filters, page=page, counts=queue_counts(session),
