@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from verifier.core.sampling import REASON_REPEAT_EXEMPT
+from verifier.core.rollups import day_counts, rates_in
+from verifier.core.sampling import REASON_RANDOM, REASON_REPEAT_EXEMPT
 from verifier.models import (
     APPROVED,
     DECLINED,
@@ -118,36 +119,66 @@ def _count(statuses: list[str | None]) -> Outcomes:
     return Outcomes(**totals)
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _orders_between(session: Session, start: datetime, end: datetime) -> tuple[int, int, set[int]]:
+    """Orders, repeat-exempt orders and sampling rates of a period that is not whole days."""
+    exempt = SamplingDecision.reason == REASON_REPEAT_EXEMPT
+    counted = select(func.count(), func.sum(case((exempt, 1), else_=0)))
+    rows = session.execute(
+        counted.select_from(SamplingDecision)
+        .join(Order, SamplingDecision.order_id == Order.id)
+        .where(Order.created_at >= start, Order.created_at < end)
+    ).one()
+    rates = session.scalars(
+        select(SamplingDecision.rate_bp)
+        .join(Order, SamplingDecision.order_id == Order.id)
+        .where(Order.created_at >= start, Order.created_at < end)
+        .distinct()
+    )
+    return int(rows[0] or 0), int(rows[1] or 0), set(rates)
+
+
 def estimate_failure_share(
     session: Session, *, start: datetime, end: datetime, min_sample: int = MIN_SAMPLE
 ) -> FailureEstimate:
     """Estimate, for orders received in [start, end), the share that would fail verification."""
-    rows = session.execute(
-        select(
-            SamplingDecision.flagged,
-            SamplingDecision.reason,
-            SamplingDecision.draw,
-            SamplingDecision.rate_bp,
-            VerificationCase.status,
-        )
-        .join(Order, SamplingDecision.order_id == Order.id)
-        .outerjoin(VerificationCase, VerificationCase.order_id == Order.id)
-        .where(Order.created_at >= start, Order.created_at < end)
+    first, last = (
+        start.astimezone(UTC).date(),
+        (end - timedelta(microseconds=1)).astimezone(UTC).date(),
+    )
+    whole_days = start == _midnight(first) and end == _midnight(last + timedelta(days=1))
+    if whole_days:
+        # The period is whole UTC days (the dashboard's): orders and rates from the rollup.
+        days = day_counts(session, first, last).values()
+        orders = sum(d["received"] for d in days)
+        exempt = sum(d["repeat_exempt"] for d in days)
+        rates = set(rates_in(session, first, last))
+    else:
+        orders, exempt, rates = _orders_between(session, start, end)
+    # Cases are opened with their order, in the same transaction and at the same instant, so
+    # the period's flagged orders are its cases: read through the cases' own time index.
+    # A case is in the random sample when its draw fell below the rate: always so for one
+    # flagged at random; for one a rule forced, its decision says. The decision is read per
+    # case by its unique index (a correlated subquery), which keeps the plan a short index
+    # walk on both databases rather than a scan of every decision.
+    draw_in_sample = (
+        select(SamplingDecision.draw < SamplingDecision.rate_bp)
+        .where(SamplingDecision.order_id == VerificationCase.order_id)
+        .scalar_subquery()
+    )
+    in_sample = case((VerificationCase.reason == REASON_RANDOM, True), else_=draw_in_sample)
+    grouped = session.execute(
+        select(in_sample, VerificationCase.status, func.count())
+        .where(VerificationCase.created_at >= start, VerificationCase.created_at < end)
+        .group_by(in_sample, VerificationCase.status)
     ).all()
     random_statuses: list[str | None] = []
     rule_statuses: list[str | None] = []
-    exempt = 0
-    rates: set[int] = set()
-    for flagged, reason, draw, rate_bp, status in rows:
-        rates.add(rate_bp)
-        if reason == REASON_REPEAT_EXEMPT:
-            exempt += 1
-        elif not flagged:
-            continue
-        elif draw < rate_bp:
-            random_statuses.append(status)
-        else:
-            rule_statuses.append(status)
+    for sampled, status, count in grouped:
+        (random_statuses if sampled else rule_statuses).extend([status] * count)
     sample = _count(random_statuses)
     rule_only = _count(rule_statuses)
     enough = sample.ended >= min_sample
@@ -155,7 +186,7 @@ def estimate_failure_share(
     return FailureEstimate(
         start=start,
         end=end,
-        orders=len(rows),
+        orders=orders,
         random=sample,
         rule_only=rule_only,
         repeat_exempt=exempt,

@@ -1,8 +1,8 @@
 """Dashboard numbers: orders and flags per day, the queue, decision times and outcomes.
 
-Everything is bucketed and ranked in Python from plain column reads, so the numbers are the
-same on SQLite and PostgreSQL (no date functions or percentile aggregates that differ).
-Days are UTC days.
+Counts come from the rollups the database keeps (verifier.core.rollups); percentiles are
+read at their rank from an ORDER BY in SQL. Nothing here pulls rows into Python to count
+them, so the dashboard costs the same at a thousand orders as at a million. Days are UTC.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from verifier.core.sampling import REASON_RANDOM, REASON_REPEAT_EXEMPT, RULE_NAMES
+from verifier.core.rollups import case_counts, day_counts
 from verifier.core.settings import Settings
 from verifier.insight.estimate import FailureEstimate, estimate_failure_share
 from verifier.models import (
@@ -29,8 +30,6 @@ from verifier.models import (
     IN_REVIEW,
     REJECTED,
     RESUBMISSION_REQUESTED,
-    Order,
-    SamplingDecision,
     VerificationCase,
 )
 from verifier.review.quality import AgreementReport, agreement_report
@@ -155,32 +154,16 @@ def _hours(delta: timedelta) -> float:
 
 
 def daily_numbers(session: Session, period: Period) -> list[DayRow]:
-    """One row per day: orders received and flagged by their arrival, outcomes by their end."""
-    rows = {day: DayRow(day) for day in period.days}
-    received = session.execute(
-        select(Order.created_at, SamplingDecision.reason)
-        .outerjoin(SamplingDecision, SamplingDecision.order_id == Order.id)
-        .where(Order.created_at >= period.start, Order.created_at < period.end)
-    )
-    for created_at, reason in received:
-        row = rows[created_at.astimezone(UTC).date()]
-        row.received += 1
-        if reason == REASON_RANDOM:
-            row.flagged_random += 1
-        elif reason in RULE_NAMES:
-            row.flagged_rule += 1
-        elif reason == REASON_REPEAT_EXEMPT:
-            row.repeat_exempt += 1
-    ended_at = func.coalesce(VerificationCase.decided_at, VerificationCase.updated_at)
-    outcomes = session.execute(
-        select(VerificationCase.status, ended_at).where(
-            VerificationCase.status.in_(ENDED), ended_at >= period.start, ended_at < period.end
-        )
-    )
-    for status, when in outcomes:
-        row = rows[_as_utc(when).date()]
-        setattr(row, status, getattr(row, status) + 1)
-    return list(rows.values())
+    """One row per day: orders received and flagged by their arrival, outcomes by their end.
+
+    Read from the daily rollup (verifier.core.rollups): a row per day, however many orders.
+    """
+    counted = day_counts(session, period.first, period.last)
+    rows = []
+    for day in period.days:
+        counts = counted.get(day, {})
+        rows.append(DayRow(day, **{name: counts.get(name, 0) for name in CSV_COLUMNS[1:]}))
+    return rows
 
 
 def _as_utc(value: datetime | str) -> datetime:
@@ -208,75 +191,127 @@ def daily_csv(rows: list[DayRow]) -> str:
 
 
 def queue_snapshot(session: Session, *, now: datetime, target_hours: int) -> QueueSnapshot:
-    """Open cases now, and how long those waiting for a reviewer have waited."""
-    counts = Counter(
-        dict(
-            session.execute(
-                select(VerificationCase.status, func.count())
+    """Open cases now, and how long those waiting for a reviewer have waited.
+
+    Counts come from the state counters; ages from the index on (status, waiting since), so
+    the oldest, the median and the late count read a few index entries, not every case.
+    """
+    counts = case_counts(session)
+    in_review = counts[IN_REVIEW]
+    since = func.coalesce(VerificationCase.submitted_at, VerificationCase.updated_at)
+    waiting = select(since).where(VerificationCase.status == IN_REVIEW)
+    oldest = median_since = None
+    over_target = 0
+    if in_review:
+        oldest = session.scalar(waiting.order_by(since).limit(1))
+        median_since = _sql_percentile(session, waiting.order_by(since), in_review, 50)
+        over_target = (
+            session.scalar(
+                select(func.count())
+                .select_from(VerificationCase)
                 .where(
-                    VerificationCase.status.in_(
-                        (AWAITING_DOCUMENTS, IN_REVIEW, RESUBMISSION_REQUESTED)
-                    )
+                    VerificationCase.status == IN_REVIEW,
+                    since < now - timedelta(hours=target_hours),
                 )
-                .group_by(VerificationCase.status)
-            ).all()
+            )
+            or 0
         )
-    )
-    waiting = session.execute(
-        select(VerificationCase.submitted_at, VerificationCase.updated_at).where(
-            VerificationCase.status == IN_REVIEW
-        )
-    ).all()
-    ages = [_hours(now - (submitted or updated)) for submitted, updated in waiting]
     return QueueSnapshot(
         awaiting_documents=counts[AWAITING_DOCUMENTS],
-        in_review=counts[IN_REVIEW],
+        in_review=in_review,
         resubmission_requested=counts[RESUBMISSION_REQUESTED],
-        oldest_in_review_hours=max(ages) if ages else None,
-        median_in_review_hours=median(ages),
-        over_target=sum(1 for age in ages if age > target_hours),
+        oldest_in_review_hours=_hours(now - _as_utc(oldest)) if oldest is not None else None,
+        median_in_review_hours=_hours(now - median_since) if median_since is not None else None,
+        over_target=over_target,
         target_hours=target_hours,
     )
 
 
+def _sql_percentile(session: Session, ordered: Select[Any], n: int, q: float) -> Any:
+    """The q-th percentile (linear between ranks, as `percentile`) of an ordered one-column
+    SELECT of `n` rows, read at its rank with OFFSET: the database sorts, Python reads two."""
+    position = (n - 1) * q / 100
+    below = math.floor(position)
+    pair = session.scalars(ordered.offset(below).limit(2)).all()
+    low = _as_number(pair[0])
+    high = _as_number(pair[1]) if len(pair) > 1 else low
+    value = low + (high - low) * (position - below)
+    return datetime.fromtimestamp(value, UTC) if isinstance(pair[0], datetime | str) else value
+
+
+def _as_number(value: Any) -> float:
+    if isinstance(value, datetime | str):
+        return _as_utc(value).timestamp()
+    return float(value)
+
+
+def _hours_between(session: Session, later: Any, earlier: Any) -> Any:
+    """SQL for the hours from `earlier` to `later` (two timestamp columns), on either database."""
+    assert session.bind is not None
+    if session.bind.dialect.name == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 24.0
+    return func.extract("epoch", later - earlier) / 3600.0
+
+
+def _sql_percentiles(
+    session: Session, value: Any, where: tuple[Any, ...], n: int, qs: tuple[float, ...]
+) -> list[float | None]:
+    """Percentiles of a SQL `value` over `n` rows, linear between ranks (as `percentile`):
+    one sort in the database numbers the rows, and only the rows at the ranks come back."""
+    if not n:
+        return [None for _ in qs]
+    positions = [(n - 1) * q / 100 for q in qs]
+    wanted = {r for p in positions for r in (math.floor(p) + 1, min(math.floor(p) + 2, n))}
+    ranked = (
+        select(value.label("v"), func.row_number().over(order_by=value).label("rank"))
+        .where(*where)
+        .subquery()
+    )
+    at = dict(
+        session.execute(select(ranked.c.rank, ranked.c.v).where(ranked.c.rank.in_(wanted))).all()
+    )
+    out: list[float | None] = []
+    for position in positions:
+        below = math.floor(position)
+        low, high = float(at[below + 1]), float(at[min(below + 2, n)])
+        out.append(low + (high - low) * (position - below))
+    return out
+
+
 def decision_timing(session: Session, period: Period) -> Timing:
     """Median and 90th percentile from flag (case opened) and from documents in to decision."""
-    rows = session.execute(
-        select(
-            VerificationCase.created_at, VerificationCase.submitted_at, VerificationCase.decided_at
-        ).where(
-            VerificationCase.status.in_((APPROVED, REJECTED)),
-            VerificationCase.decided_at >= period.start,
-            VerificationCase.decided_at < period.end,
-        )
-    ).all()
-    # decided_at is never None here: the query selects by it.
-    from_flag = [_hours(decided - opened) for opened, _, decided in rows if decided is not None]
-    from_docs = [
-        _hours(decided - sub) for _, sub, decided in rows if sub is not None and decided is not None
-    ]
+    decided = (
+        VerificationCase.status.in_((APPROVED, REJECTED)),
+        VerificationCase.decided_at >= period.start,
+        VerificationCase.decided_at < period.end,
+    )
+    from_flag = _hours_between(session, VerificationCase.decided_at, VerificationCase.created_at)
+    from_docs = _hours_between(session, VerificationCase.decided_at, VerificationCase.submitted_at)
+    counted = session.execute(
+        select(func.count(), func.count(VerificationCase.submitted_at)).where(*decided)
+    ).one()
+    n_flag, n_docs = int(counted[0]), int(counted[1])
+    flag_median, flag_p90 = _sql_percentiles(session, from_flag, decided, n_flag, (50, 90))
+    with_docs = (*decided, VerificationCase.submitted_at.is_not(None))
+    docs_median, docs_p90 = _sql_percentiles(session, from_docs, with_docs, n_docs, (50, 90))
     return Timing(
-        decided=len(rows),
-        flag_to_decision_median_h=median(from_flag),
-        flag_to_decision_p90_h=percentile(from_flag, 90),
-        documents_to_decision_median_h=median(from_docs),
-        documents_to_decision_p90_h=percentile(from_docs, 90),
+        decided=n_flag,
+        flag_to_decision_median_h=flag_median,
+        flag_to_decision_p90_h=flag_p90,
+        documents_to_decision_median_h=docs_median,
+        documents_to_decision_p90_h=docs_p90,
     )
 
 
 def outcome_rates(session: Session, period: Period) -> OutcomeRates:
     """How the cases that ended in the period ended, and how many needed a resubmission."""
-    ended_at = func.coalesce(VerificationCase.decided_at, VerificationCase.updated_at)
-    rows = session.execute(
-        select(VerificationCase.status, VerificationCase.resubmission_count).where(
-            VerificationCase.status.in_(ENDED), ended_at >= period.start, ended_at < period.end
-        )
-    ).all()
-    counts = Counter(status for status, _ in rows)
+    totals: Counter[str] = Counter()
+    for counts in day_counts(session, period.first, period.last).values():
+        totals.update(counts)
     return OutcomeRates(
-        ended=len(rows),
-        counts={status: counts[status] for status in ENDED},
-        resubmitted=sum(1 for _, resubmissions in rows if resubmissions),
+        ended=sum(totals[status] for status in ENDED),
+        counts={status: totals[status] for status in ENDED},
+        resubmitted=totals["resubmitted"],
     )
 
 
