@@ -33,7 +33,10 @@ RUNS = 15
 PASSWORD = "bench-password-" + secrets.token_hex(8)
 
 
-def pages(case_id: int, email: str, external_id: str) -> dict[str, tuple[str, str, Callable[[object], object]]]:
+Page = tuple[str, str, Callable[[object], object]]
+
+
+def pages(case_id: int, email: str, external_id: str) -> dict[str, Page]:
     """name -> (method, path, floor): the floor runs the page's main query on a session."""
 
     def queue_floor(session) -> object:
@@ -47,10 +50,7 @@ def pages(case_id: int, email: str, external_id: str) -> dict[str, tuple[str, st
 
     def search_floor(session) -> object:
         return session.execute(
-            select(VerificationCase.id)
-            .join(Order)
-            .where(Order.customer_email == email)
-            .limit(51)
+            select(VerificationCase.id).join(Order).where(Order.customer_email == email).limit(51)
         ).all()
 
     def case_floor(session) -> object:
@@ -114,7 +114,7 @@ def measure(database_url: str, work: Path) -> dict[str, tuple[float, float]]:
     for name, (method, path, floor) in pages(case_id, email, external_id).items():
         client = clients["admin@bench.test" if name == "dashboard" else "reviewer@bench.test"]
 
-        def page(client=client, method=method, path=path) -> None:
+        def page(client=client, method=method, path=path, name=name) -> None:
             answer = client.open(path, method=method)
             assert answer.status_code in (200, 302, 303), (path, answer.status_code)
             assert "/staff/login" not in answer.headers.get("Location", ""), path
@@ -183,5 +183,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-

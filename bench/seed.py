@@ -132,11 +132,11 @@ def seed_postgres(engine: Engine, orders: int) -> None:
                     for got, row in rows(orders, 1, orders, sqlite=False):
                         if got == kind:
                             copy.write_row(row)
-            for table, column in (("orders", "id"), ("sampling_decisions", "id"),
-                                  ("verification_cases", "id"), ("sampling_policies", "id")):  # fmt: skip
+            for table in ("orders", "sampling_decisions", "verification_cases",
+                          "sampling_policies"):  # fmt: skip
                 cur.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                    f" (SELECT max({column}) FROM {table}))"
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" (SELECT max(id) FROM {table}))"
                 )
         conn.commit()
         with conn.cursor() as cur:

@@ -56,10 +56,11 @@ def test_the_migration_makes_the_expression_indexes_and_the_rollup_triggers(app)
                 r[0]
                 for r in conn.execute(
                     text(
-                        "SELECT DISTINCT trigger_name FROM information_schema.triggers WHERE trigger_schema = :s"
+                        "SELECT DISTINCT trigger_name FROM information_schema.triggers"
+                        " WHERE trigger_schema = :s"
                     ),
                     {"s": schema},
                 )
             }
-    assert EXPRESSION_INDEXES <= indexes
+    assert indexes >= EXPRESSION_INDEXES
     assert triggers == TRIGGERS[engine.dialect.name]
