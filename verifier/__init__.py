@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from verifier import db
 from verifier.commands import register_commands
 from verifier.config import PROJECT_ROOT, load_config
+from verifier.core.policies import PolicyCache
 from verifier.insight.views import bp as dashboard_bp
 from verifier.intake.views import bp as api_bp
 from verifier.notify.views import bp as webhooks_bp
@@ -48,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(app)
     configure_proxy(app)
     db.init_app(app)
+    configure_caches(app)
     csrf.init_app(app)
     init_limits(app)
     init_auth(app)
@@ -74,6 +76,11 @@ def configure_settings(app: Flask, test_config: Mapping[str, Any] | None) -> Non
             app.config["UPLOAD_MAX_FILE_BYTES"] + UPLOAD_OVERHEAD_BYTES
         )
     app.debug = app.config["DEBUG"]
+
+
+def configure_caches(app: Flask) -> None:
+    # The policy in force, checked against the newest version on every use (core.policies).
+    app.extensions["verifier.policy_cache"] = PolicyCache()
 
 
 def configure_logging(app: Flask) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,47 @@ def as_sampler_policy(row: SamplingPolicy) -> Policy:
         country_mismatch=row.rule_country_mismatch,
         name_mismatch=row.rule_name_mismatch,
     )
+
+
+def newest_version() -> ScalarSelect[int | None]:
+    """SQL for the newest policy version number (a lookup in its unique index)."""
+    return select(func.max(SamplingPolicy.version)).scalar_subquery()
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """What deciding an order needs of the policy in force, detached from any session."""
+
+    id: int
+    version: int
+    sampler: Policy
+    settings: Settings
+
+    @classmethod
+    def of(cls, row: SamplingPolicy) -> PolicyInForce:
+        return cls(row.id, row.version, as_sampler_policy(row), settings_from(row.settings))
+
+
+class PolicyCache:
+    """The policy in force, kept per app and valid while its version is the newest one.
+
+    Versions are append-only and never change once written, so a cached version is right
+    exactly as long as no newer one exists: the caller reads the newest version number
+    (cheaply, in a query it makes anyway) and the cache reloads when it moved. A policy
+    change therefore takes effect for the very next order, in every process.
+    """
+
+    def __init__(self) -> None:
+        self._held: PolicyInForce | None = None
+
+    def get(self, session: Session, newest: int | None) -> PolicyInForce:
+        """The policy in force, given the newest version number read in this transaction."""
+        held = self._held  # one read: another thread may replace it meanwhile
+        if held is not None and newest is not None and held.version == newest:
+            return held
+        fresh = PolicyInForce.of(current_policy(session))
+        self._held = fresh
+        return fresh
 
 
 def create_policy_version(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
+from verifier.core.policies import newest_version
 from verifier.errors import NotFoundError, ValidationError
 from verifier.models import ApiKey
 
@@ -39,12 +41,29 @@ def create_api_key(session: Session, name: str, now: datetime) -> tuple[ApiKey, 
     return row, key
 
 
-def authenticate_api_key(session: Session, presented: str, now: datetime) -> ApiKey | None:
-    """The active key matching `presented`, or None; notes its use (audited) once a minute."""
+@dataclass(frozen=True)
+class Authenticated:
+    """An active key, and the newest policy version number read in the same query."""
+
+    key: ApiKey
+    policy_version: int | None
+
+
+def authenticate_api_key(session: Session, presented: str, now: datetime) -> Authenticated | None:
+    """The active key matching `presented`, or None; notes its use (audited) once a minute.
+
+    The same round trip reads the newest policy version, which tells the policy cache
+    whether the policy it holds is still the one in force (verifier.core.policies).
+    """
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
-    if row is None or row.revoked_at is not None:
+    found = session.execute(
+        select(ApiKey, newest_version()).where(ApiKey.key_hash == hash_key(presented))
+    ).one_or_none()
+    if found is None:
+        return None
+    row, version = found
+    if row.revoked_at is not None:
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
         # Key use is audited at the same granularity: one event a minute at most per key.
@@ -52,7 +71,7 @@ def authenticate_api_key(session: Session, presented: str, now: datetime) -> Api
         record_event(session, "api_key.used", actor_type="api", actor_id=row.id,
                      target_type="api_key", target_id=row.id,
                      details={"name": row.name, "prefix": row.prefix}, now=now)  # fmt: skip
-    return row
+    return Authenticated(row, version)
 
 
 def revoke_api_key(session: Session, ident: str, now: datetime) -> ApiKey:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from verifier.core.audit import record_event
 from verifier.core.cases import open_case
-from verifier.core.policies import as_sampler_policy, current_policy
+from verifier.core.policies import PolicyInForce, current_policy
 from verifier.core.sampling import OrderFacts, draw_sample
-from verifier.core.settings import settings_from
 from verifier.errors import ConflictError
 from verifier.intake.payload import OrderInput
 from verifier.models import APPROVED, CLEARED, Order, SamplingDecision, VerificationCase
@@ -28,6 +30,8 @@ class IntakeResult:
     created: bool
     # The customer's link, known only when this call opened the case (its token is not stored).
     invitation: Invitation | None = None
+    # The version that decided a new order (a stored one's answer reads it from its decision).
+    policy_version: int | None = None
 
 
 def get_order(session: Session, external_id: str) -> Order | None:
@@ -83,16 +87,18 @@ def submit_order(
     now: datetime,
     portal: PortalContext,
     actor_id: str | None = None,
+    policy: PolicyInForce | None = None,
 ) -> IntakeResult:
     """Store a new order with its sampling decision, or return the stored one unchanged.
 
     A flagged order gets a case, a link and an invitation email in the outbox. Raises
     ConflictError when the external id exists with a different payload. Flushes only.
+    `policy` is the policy in force when the caller holds it (the API's cache); otherwise it
+    is read here. A new cleared order costs three statements: the order, its decision and its
+    audit event (the decision's trigger counts it in the daily rollup).
     """
-    found = _existing(session, data)
-    if found is not None:
-        return found
-    policy_row = current_policy(session)
+    if policy is None:
+        policy = PolicyInForce.of(current_policy(session))
     facts = OrderFacts(
         amount_minor=data.amount_minor,
         billing_country=data.billing_address["country"],
@@ -100,7 +106,7 @@ def submit_order(
         customer_name=data.customer_name,
         cardholder_name=data.cardholder_name,
     )
-    exemption_days = settings_from(policy_row.settings).repeat_exemption_days
+    exemption_days = policy.settings.repeat_exemption_days
     repeat_exempt = exemption_days is not None and approved_recently(
         session,
         email=data.customer_email,
@@ -108,45 +114,29 @@ def submit_order(
         since=now - timedelta(days=exemption_days),
         before=now,
     )
-    decision = draw_sample(as_sampler_policy(policy_row), facts, rng, repeat_exempt=repeat_exempt)
-    try:
-        with session.begin_nested():
-            order = Order(
-                external_id=data.external_id,
-                payload_hash=data.payload_hash(),
-                source=source,
-                placed_at=data.placed_at,
-                amount_minor=data.amount_minor,
-                currency=data.currency,
-                customer_name=data.customer_name,
-                customer_email=data.customer_email,
-                billing_address=data.billing_address,
-                shipping_address=data.shipping_address,
-                card_brand=data.card_brand,
-                card_last4=data.card_last4,
-                cardholder_name=data.cardholder_name,
-                created_at=now,
-            )
-            session.add(order)
-            session.add(
-                SamplingDecision(
-                    order=order,
-                    policy_id=policy_row.id,
-                    flagged=decision.flagged,
-                    reason=decision.reason,
-                    rules_matched=list(decision.rules_matched),
-                    draw=decision.draw,
-                    rate_bp=decision.rate_bp,
-                    created_at=now,
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        # A concurrent request stored the same external id first: answer as a resend.
+    decision = draw_sample(policy.sampler, facts, rng, repeat_exempt=repeat_exempt)
+    order = _insert_new_order(session, data, source=source, now=now)
+    if order is None:
+        # The external id is taken (a resend, or a concurrent request that got there first).
         found = _existing(session, data)
         if found is None:
-            raise
+            raise ConflictError(f"Order {data.external_id!r} was stored and removed meanwhile.")
         return found
+    decision_row = SamplingDecision(
+        order_id=order.id,
+        policy_id=policy.id,
+        flagged=decision.flagged,
+        reason=decision.reason,
+        rules_matched=list(decision.rules_matched),
+        draw=decision.draw,
+        rate_bp=decision.rate_bp,
+        created_at=now,
+    )
+    # Both sides of each relationship are known: nothing needs loading to answer.
+    set_committed_value(order, "decision", decision_row)
+    set_committed_value(order, "case", None)
+    set_committed_value(decision_row, "order", order)
+    session.add(decision_row)
     record_event(
         session,
         "order.received",
@@ -162,6 +152,50 @@ def submit_order(
     if decision.flagged:
         case = open_case(session, order, decision.reason, now)
         invitation = invite_customer(
-            session, case, portal=portal, settings=settings_from(policy_row.settings), now=now
+            session, case, portal=portal, settings=policy.settings, now=now
         )
-    return IntakeResult(order, created=True, invitation=invitation)
+    return IntakeResult(order, created=True, invitation=invitation, policy_version=policy.version)
+
+
+ORDER_FIELDS = ("external_id", "payload_hash", "source", "placed_at", "amount_minor", "currency",
+                "customer_name", "customer_email", "billing_address", "shipping_address",
+                "card_brand", "card_last4", "cardholder_name", "created_at")  # fmt: skip
+
+
+@cache
+def _order_insert(dialect: str) -> Any:
+    """The order's INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per dialect: its
+    values are bound parameters, so each order only binds them (no statement to rebuild)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(Order)
+        .values({name: bindparam(name) for name in ORDER_FIELDS})
+        .on_conflict_do_nothing(index_elements=[Order.external_id])
+        .returning(Order)
+    )
+
+
+def _insert_new_order(
+    session: Session, data: OrderInput, *, source: str, now: datetime
+) -> Order | None:
+    """INSERT the order unless its external id exists (one statement, no savepoint); the
+    stored row, or None when the id was taken."""
+    assert session.bind is not None
+    values = {
+        "external_id": data.external_id,
+        "payload_hash": data.payload_hash(),
+        "source": source,
+        "placed_at": data.placed_at,
+        "amount_minor": data.amount_minor,
+        "currency": data.currency,
+        "customer_name": data.customer_name,
+        "customer_email": data.customer_email,
+        "billing_address": data.billing_address,
+        "shipping_address": data.shipping_address,
+        "card_brand": data.card_brand,
+        "card_last4": data.card_last4,
+        "cardholder_name": data.cardholder_name,
+        "created_at": now,
+    }
+    statement = _order_insert(session.bind.dialect.name)
+    return session.scalars(statement, values).first()

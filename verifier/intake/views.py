@@ -37,10 +37,10 @@ def require_api_key(view):
     def wrapped(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        key = None
+        found = None
         if scheme.lower() == "bearer" and presented.strip():
-            key = authenticate_api_key(get_session(), presented.strip(), datetime.now(UTC))
-        if key is None:
+            found = authenticate_api_key(get_session(), presented.strip(), datetime.now(UTC))
+        if found is None:
             response, status = json_error(
                 401,
                 "unauthorized",
@@ -50,13 +50,14 @@ def require_api_key(view):
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="verifier"'
             return response, status
-        g.api_key = key
+        g.api_key = found.key
+        g.policy_version = found.policy_version
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def order_body(session, order, invitation=None) -> dict:
+def order_body(session, order, invitation=None, policy_version=None) -> dict:
     """The JSON representation of an order's status and sampling decision.
 
     `upload_url` is only known in the response that opened the case: only its hash is kept.
@@ -71,7 +72,7 @@ def order_body(session, order, invitation=None) -> dict:
             "flagged": decision.flagged,
             "reason": decision.reason,
             "rules_matched": list(decision.rules_matched),
-            "policy_version": decision.policy.version,
+            "policy_version": policy_version or decision.policy.version,
             "rate_percent": format_rate(decision.rate_bp),
             "draw": decision.draw,
             "decided_at": decision.created_at.isoformat(),
@@ -120,9 +121,12 @@ def create_order():
         now=now,
         portal=portal,
         actor_id=str(g.api_key.id),
+        policy=current_app.extensions["verifier.policy_cache"].get(session, g.policy_version),
     )
-    body = order_body(session, result.order, result.invitation)
     session.commit()
+    # Built after the commit, from the objects just written: on SQLite the write lock is not
+    # held while the answer is assembled.
+    body = order_body(session, result.order, result.invitation, result.policy_version)
     response = jsonify(body)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
