@@ -462,23 +462,25 @@ def test_concurrent_purges_do_the_work_once_without_errors(app, db_session, uplo
         assert all(at == NOW for at in cleared)
 
 
-def test_a_blob_that_cannot_be_deleted_is_left_for_the_next_run(
-    app, db_session, uploads, monkeypatch
-):
+def test_a_blob_that_cannot_be_deleted_is_left_for_the_next_run(app, db_session, uploads):
     _case, (doc,) = decided_case_with_docs(app, db_session, uploads, decided_at=NOW - 31 * DAY,
                                            kinds=1)  # fmt: skip
-
-    def refuse(uploads_dir, blob_name):
-        raise StorageError(f"Blob {blob_name} could not be deleted: Permission denied.")
-
-    monkeypatch.setattr("verifier.retention.purge.delete_blob", refuse)
+    # A real undeletable entry (the tests run as root, so permissions would not stop unlink):
+    # a directory, with something in it, where the blob file should be.
+    path = blob_path(uploads, doc.blob_name)
+    content = path.read_bytes()
+    path.unlink()
+    path.mkdir()
+    (path / "in-the-way").write_bytes(b"x")
     report = purge(app, NOW)
     assert (report.documents_purged, report.failures, report.blobs_deleted) == (1, 1, 0)
     row = load(app, Document, doc.id)
     assert row.wrapped_key is None and row.blob_name == doc.blob_name  # shredded, file pending
     assert load(app, VerificationCase, row.case_id).documents_purged_at is None
 
-    monkeypatch.undo()
+    (path / "in-the-way").unlink()
+    path.rmdir()
+    path.write_bytes(content)
     again = purge(app, NOW)
     assert (again.blobs_deleted, again.unfinished_completed, again.failures) == (1, 1, 0)
     assert load(app, Document, doc.id).blob_name is None

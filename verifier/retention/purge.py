@@ -2,11 +2,11 @@
 
 A document is destroyed in two committed steps, so a crash anywhere leaves a state the next
 run finishes from:
-
-1. *shred*: in one transaction the row's wrapped data key is set to NULL and the row is marked
-   purged. From this commit on, every copy of the blob (backups included) is undecryptable.
-2. *delete*: the blob file is removed, then ``blob_name`` is set to NULL and, once none of
-   its documents is left, the case gets ``documents_purged_at``.
+1. *shred*: one transaction sets the wrapped data key to NULL and marks the row purged; from
+   then on no copy of the blob decrypts (but a database backup taken before: see backups).
+2. *delete*: the blob files are removed (each folder fsynced once a batch), then the batch's
+   ``blob_name`` set to NULL and cases none of whose documents is left get
+   ``documents_purged_at``.
 
 A row with no key but a blob name is unfinished work and is picked up by every run (and by
 erasure); its blob file is deleted (already gone is fine). Rows are claimed with
@@ -22,13 +22,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, ScalarSelect
 
 from verifier.core.audit import record_event
 from verifier.core.settings import Settings
-from verifier.errors import StorageError
 from verifier.models import (
     APPROVED,
     DECLINED,
@@ -41,7 +40,7 @@ from verifier.models import (
 )
 from verifier.retention.anonymise import anonymise_orders, orders_due_for_anonymising
 from verifier.retention.sweep import old_temp_files, orphan_candidates, sweep_uploads
-from verifier.vault.storage import delete_blob, safe_uploads_dir
+from verifier.vault.storage import delete_blobs, safe_uploads_dir
 
 ACTIVE = "active"
 REPLACED = "replaced"
@@ -331,7 +330,7 @@ def _shred_batch(session_factory: SessionFactory, now: datetime, settings: Setti
     """Step 1: claim due rows that still have a key, drop the key and mark them purged."""
     with session_factory() as session:
         stmt = (
-            select(Document.id, Document.case_id)
+            select(Document.id, Document.case_id, Document.blob_name)
             .join(VerificationCase, Document.case_id == VerificationCase.id)
             .where(Document.wrapped_key.is_not(None), _due_clause(now, settings))
             .order_by(Document.id)
@@ -364,7 +363,8 @@ def _shred_batch(session_factory: SessionFactory, now: datetime, settings: Setti
             .execution_options(synchronize_session=False)
         )
         others = cast(CursorResult[Any], result).rowcount
-        mark_cases_cleared(session, {row.case_id for row in rows}, now)
+        # A row with its blob still there keeps its case uncleared until step 2.
+        mark_cases_cleared(session, {row.case_id for row in rows if row.blob_name is None}, now)
         session.commit()
     report.documents_purged += purged
     report.keys_shredded += purged + others
@@ -405,34 +405,33 @@ def finish_shredded(
             # documents still stored, and neither would set documents_purged_at.
             stmt = stmt.with_for_update(skip_locked=True, of=(Document, VerificationCase))
         rows = session.execute(stmt).all()
-        done = 0
-        cases = set()
+        removed, errors = delete_blobs(uploads_dir, [row.blob_name for row in rows])
+        finished = [row for row in rows if row.blob_name not in errors]
         for row in rows:
-            try:
-                removed = delete_blob(uploads_dir, row.blob_name)
-            except StorageError:
+            if row.blob_name in errors:
                 failed.add(row.id)
                 report.failures += 1
-                continue
+        if finished:
             fault("delete")
-            session.execute(
-                update(Document)
-                .where(Document.id == row.id, Document.blob_name == row.blob_name)
-                .values(blob_name=None)
-                .execution_options(synchronize_session=False)
-            )
-            # A row left keyless but unmarked (not by this module) is marked now.
-            session.execute(
-                update(Document)
-                .where(Document.id == row.id, Document.status.in_((ACTIVE, REPLACED)))
-                .values(status=PURGED, purged_at=now, purge_run_id=report.run_id)
-                .execution_options(synchronize_session=False)
-            )
-            report.blobs_deleted += int(removed)
-            if row.purge_run_id != report.run_id:
-                report.unfinished_completed += 1
-            cases.add(row.case_id)
-            done += 1
+        ids = [row.id for row in finished]
+        # Set-based: the whole batch forgets its blob names in one statement, and a row left
+        # keyless but unmarked (not by this module) is marked in another.
+        session.execute(
+            update(Document)
+            .where(Document.id.in_(ids), Document.blob_name.is_not(None))
+            .values(blob_name=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Document)
+            .where(Document.id.in_(ids), Document.status.in_((ACTIVE, REPLACED)))
+            .values(status=PURGED, purged_at=now, purge_run_id=report.run_id)
+            .execution_options(synchronize_session=False)
+        )
+        report.blobs_deleted += sum(removed[row.blob_name] for row in finished)
+        report.unfinished_completed += sum(row.purge_run_id != report.run_id for row in finished)
+        cases = {row.case_id for row in finished}
+        done = len(finished)
         mark_cases_cleared(session, cases, now)
         session.commit()
     if rows:
@@ -442,19 +441,20 @@ def finish_shredded(
 
 def mark_cases_cleared(session: Session, case_ids: Iterable[int], now: datetime) -> int:
     """Set ``documents_purged_at`` on those cases none of whose documents is stored any more."""
-    case_ids = list(case_ids)
-    if not case_ids:
+    ids = set(case_ids)
+    if not ids:
         return 0
-    stored = exists().where(Document.case_id == VerificationCase.id, _stored())
-    any_doc = exists().where(Document.case_id == VerificationCase.id)
+    # A grouped read by the documents' case index, then one UPDATE (NOT EXISTS scanned all).
+    stored = func.max(case((_stored(), 1), else_=0))
+    rows = session.execute(
+        select(Document.case_id, stored).where(Document.case_id.in_(ids)).group_by(Document.case_id)
+    )
+    cleared = [case_id for case_id, any_stored in rows if not any_stored]
+    if not cleared:
+        return 0
     result = session.execute(
         update(VerificationCase)
-        .where(
-            VerificationCase.id.in_(case_ids),
-            VerificationCase.documents_purged_at.is_(None),
-            any_doc,
-            ~stored,
-        )
+        .where(VerificationCase.id.in_(cleared), VerificationCase.documents_purged_at.is_(None))
         .values(documents_purged_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,35 @@ def delete_blob(uploads_dir: Path, blob_name: str) -> bool:
         raise StorageError(f"Blob {blob_name} could not be deleted: {exc.strerror}.") from exc
     _fsync_dir(path.parent)
     return True
+
+
+def delete_blobs(
+    uploads_dir: Path, blob_names: Iterable[str]
+) -> tuple[dict[str, bool], dict[str, StorageError]]:
+    """Remove many blob files, then fsync each folder they were in once.
+
+    Returns ({name: removed, or False when it was already gone}, {name: error}) so one
+    undeletable file holds back only itself.
+    """
+    removed: dict[str, bool] = {}
+    failed: dict[str, StorageError] = {}
+    folders: set[Path] = set()
+    for name in blob_names:
+        try:
+            path = _blob_path(uploads_dir, name)
+            path.unlink()
+        except FileNotFoundError:
+            removed[name] = False
+        except StorageError as exc:
+            failed[name] = exc
+        except OSError as exc:
+            failed[name] = StorageError(f"Blob {name} could not be deleted: {exc.strerror}.")
+        else:
+            removed[name] = True
+            folders.add(path.parent)
+    for folder in folders:
+        _fsync_dir(folder)
+    return removed, failed
 
 
 def delete_temp_file(uploads_dir: Path, relative_name: str) -> bool:

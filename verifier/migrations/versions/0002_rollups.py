@@ -1,4 +1,4 @@
-"""rollups: daily counts and case counts kept by triggers; indexes for the dashboard and queue
+"""rollups: daily counts and case counts kept by triggers; indexes for the dashboard, the queue and the purge
 
 Revision ID: 0002
 Revises: 0001
@@ -223,6 +223,12 @@ def upgrade() -> None:
         ["status", sa.text("coalesce(submitted_at, updated_at)")],
         unique=False,
     )
+    for name, where in (
+        ("ix_documents_keyed", "wrapped_key IS NOT NULL"),
+        ("ix_documents_unfinished", "wrapped_key IS NULL AND blob_name IS NOT NULL"),
+    ):
+        op.create_index(name, "documents", ["id"], unique=False, sqlite_where=sa.text(where),
+                        postgresql_where=sa.text(where))  # fmt: skip
     dialect = op.get_bind().dialect.name
     statements = _sqlite_triggers() if dialect == "sqlite" else _pg_functions()
     # The backfill counts what is there; the triggers, created after it, count what comes.
@@ -242,6 +248,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS rollup_case_changed ON verification_cases")
         op.execute("DROP FUNCTION IF EXISTS rollup_decision_inserted()")
         op.execute("DROP FUNCTION IF EXISTS rollup_case_changed()")
+    op.drop_index("ix_documents_unfinished", table_name="documents")
+    op.drop_index("ix_documents_keyed", table_name="documents")
     op.drop_index("ix_verification_cases_waiting", table_name="verification_cases")
     op.drop_index("ix_verification_cases_decided", table_name="verification_cases")
     op.drop_index("ix_verification_cases_claimed", table_name="verification_cases")
