@@ -66,9 +66,10 @@ format: install
 	$(BIN)/ruff format verifier tests bench wsgi.py
 	$(BIN)/ruff check --fix verifier tests bench wsgi.py
 
+# Every benchmark with its floor and goal, then a summary; PostgreSQL too when
+# VERIFIER_BENCH_DATABASE_URL names a server (a fresh database is made on it for each run).
 bench: install system-deps
-	$(BIN)/python -m bench.upload
-	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench
 
 # Refresh README's screenshots from the real pages (the browser tests take them).
 screenshots: install system-deps

@@ -97,7 +97,7 @@ def measure(database_url: str, work: Path) -> dict[str, tuple[float, float]]:
             select(VerificationCase.id)
             .where(VerificationCase.status == "in_review")
             .order_by(VerificationCase.id)
-            .offset(1000)
+            .offset(100)
             .limit(1)
         ).one()
         order = session.get(VerificationCase, case_id).order
