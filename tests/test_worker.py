@@ -89,6 +89,39 @@ def test_loop_runs_jobs_when_due_and_stops_on_request(app):
     assert runs["fast"] >= 4 and runs["slow"] == 1 and runs["broken"] >= 3
 
 
+def test_a_long_job_in_its_own_lane_holds_back_no_other_job(app):
+    # A purge of a large backlog runs for minutes: emails, webhooks and link expiry go on.
+    stop, release = threading.Event(), threading.Event()
+    runs = {"quick": 0, "long": 0}
+    released_while_running = []
+
+    def long_job(app, now):
+        runs["long"] += 1
+        # Still "purging": only a quick job running meanwhile, in another lane, releases it.
+        released_while_running.append(release.wait(10))
+
+    def quick_job(app, now):
+        runs["quick"] += 1
+        if runs["quick"] >= 5:
+            release.set()
+            stop.set()
+
+    jobs = [Job("long", 60, long_job, lane="purge"), Job("quick", 0.02, quick_job)]
+    worker = threading.Thread(target=run_worker, args=(app,),
+                              kwargs={"stop_event": stop, "jobs": jobs})  # fmt: skip
+    worker.start()
+    worker.join(timeout=15)
+    assert not worker.is_alive()
+    assert runs == {"quick": 5, "long": 1}
+    assert released_while_running == [True]  # run one after the other, it would time out
+
+
+def test_the_purge_has_a_lane_of_its_own():
+    lanes = {job.name: job.lane for job in JOBS}
+    assert lanes["purge"] != lanes["deliver-emails"] == lanes["deliver-webhooks"]
+    assert lanes["expire-links"] == lanes["deliver-emails"]
+
+
 def test_register_job_appends_and_replaces_by_name():
     before = list(JOBS)
     try:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # How often the loop wakes to look at a stop request while it waits for the next due job.
 POLL_SECONDS = 0.25
+MAIN_LANE = "main"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Job:
     name: str
     interval_seconds: float
     run: Callable[[Flask, datetime], dict[str, Any] | None]
+    # Jobs of one lane run one after another; each lane has its own thread, so a long job
+    # (a purge of a backlog) never holds back the emails, webhooks and link expiry.
+    lane: str = "main"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def send_reminders(app: Flask, now: datetime) -> dict[str, Any]:
 JOBS: list[Job] = [
     Job("deliver-emails", 10, deliver_emails),
     Job("deliver-webhooks", 10, deliver_webhooks),
-    Job("purge", 3600, purge),
+    Job("purge", 3600, purge, lane="purge"),
     Job("expire-links", 300, expire_links),
     Job("send-reminders", 300, send_reminders),
 ]
@@ -174,13 +178,16 @@ def run_worker(
     jobs: list[Job] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[JobResult]:
-    """Run the jobs until SIGTERM/SIGINT or `stop_event`; with `once`, run each once and
-    return their results (the loop returns the results of its last round)."""
+    """Run the jobs until SIGTERM/SIGINT or `stop_event`, each lane in a thread of its own;
+    with `once`, run each once and return their results (the loop returns the results of
+    each job's last run)."""
     jobs = list(JOBS if jobs is None else jobs)
     stop_event = stop_event or threading.Event()
     if once:
         return [run_job(app, job, clock()) for job in jobs]
-    next_due = dict.fromkeys((job.name for job in jobs), time.monotonic())
+    lanes: dict[str, list[Job]] = {}
+    for job in jobs:
+        lanes.setdefault(job.lane, []).append(job)
     results: dict[str, JobResult] = {}
     with _StopSignals() as signals:
         # Logged once the signal handlers are in place: from here SIGTERM stops it cleanly.
@@ -189,15 +196,30 @@ def run_worker(
         def stopping() -> bool:
             return signals.requested or stop_event.is_set()
 
-        while not stopping():
-            for job in jobs:
-                if stopping():
-                    break
-                if time.monotonic() >= next_due[job.name]:
-                    results[job.name] = run_job(app, job, clock())
-                    next_due[job.name] = time.monotonic() + job.interval_seconds
-            wake_at = min(next_due.values(), default=time.monotonic() + 1)
-            while not stopping() and time.monotonic() < wake_at:
-                stop_event.wait(min(POLL_SECONDS, max(wake_at - time.monotonic(), 0)))
+        def run_lane(lane_jobs: list[Job]) -> None:
+            next_due = dict.fromkeys((job.name for job in lane_jobs), time.monotonic())
+            while not stopping():
+                for job in lane_jobs:
+                    if stopping():
+                        break
+                    if time.monotonic() >= next_due[job.name]:
+                        results[job.name] = run_job(app, job, clock())
+                        next_due[job.name] = time.monotonic() + job.interval_seconds
+                wake_at = min(next_due.values(), default=time.monotonic() + 1)
+                while not stopping() and time.monotonic() < wake_at:
+                    stop_event.wait(min(POLL_SECONDS, max(wake_at - time.monotonic(), 0)))
+
+        # Signals reach the main thread only, so it runs the main lane and the others get
+        # threads; each stops after its current job.
+        others = [
+            threading.Thread(target=run_lane, args=(lane_jobs,), name=f"lane-{lane}")
+            for lane, lane_jobs in lanes.items()
+            if lane != MAIN_LANE
+        ]
+        for thread in others:
+            thread.start()
+        run_lane(lanes.get(MAIN_LANE, []))
+        for thread in others:
+            thread.join()
     log.info("worker stopped")
     return list(results.values())
