@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 import random
+import signal
 import struct
 import time
 import zlib
@@ -377,6 +379,39 @@ def test_a_crash_fails_no_other_upload_in_flight(pool: DecoderPool) -> None:
         assert all(upload.result().pages for upload in uploads)
         with pytest.raises(UploadRejected):
             crash.result()
+
+
+def test_a_decoder_killed_while_idle_is_replaced_before_the_next_upload(pool: DecoderPool) -> None:
+    # kill -9 (or the kernel's out-of-memory killer) between two uploads: the lane is found
+    # broken when the next job is handed over, gets a new process, and that upload succeeds.
+    data = encode(text_image(), "PNG")
+    for _ in range(3):
+        assert process_upload(data, pool=pool).pages  # a lane has a live process now
+        killed = 0
+        for lane in pool._lanes:
+            processes = lane.executor._processes if lane.executor is not None else None
+            for process in list((processes or {}).values()):
+                os.kill(process.pid, signal.SIGKILL)
+                process.join(timeout=5)
+                killed += 1
+        assert killed >= 1
+        results = [process_upload(data, pool=pool) for _ in range(pool.max_workers * 2)]
+        assert all(result.pages for result in results)
+
+
+def test_a_busy_pool_says_try_again_in_a_moment_never_that_the_file_is_bad() -> None:
+    busy = DecoderPool(max_workers=1, lane_wait_s=0.3)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as threads:
+            holding = threads.submit(busy._call, decoding._sleep_for_test, 3, timeout=10)
+            time.sleep(0.5)  # the only lane is now decoding
+            with pytest.raises(UploadRejected) as caught:
+                process_upload(encode(text_image(), "PNG"), pool=busy)
+            holding.result()
+    finally:
+        busy.shutdown()
+    assert caught.value.code == "decoder_busy"
+    assert "nothing is wrong with it" in caught.value.message
 
 
 def test_decoder_timeout_fails_that_upload_and_the_pool_recovers(pool: DecoderPool) -> None:

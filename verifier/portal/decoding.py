@@ -135,6 +135,10 @@ _MESSAGES = {
         "This PDF has more pages than we accept. Please upload only the pages we asked for "
         "(at most {pages}), or a photo of each page."
     ),
+    "decoder_busy": (
+        "We're processing a lot of files right now. Please wait a moment and send this one "
+        "again; nothing is wrong with it."
+    ),
     "decoder_failed": (
         "We couldn't process this file. Please try again, or upload a different photo or "
         "a PDF of the document."

@@ -8,6 +8,7 @@ runs in-process (tests, simple callers). No Flask here, and nothing is written t
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -67,6 +68,11 @@ def process_upload(
         raise reject("decoder_failed") from exc
 
 
+log = logging.getLogger(__name__)
+# How long an upload waits for a free decoder before it is told to try again in a moment.
+LANE_WAIT_S = 5.0
+
+
 class _Lane:
     """One decoder process, used by one job at a time so a crash has exactly one culprit."""
 
@@ -92,8 +98,10 @@ class DecoderPool:
         max_workers: int = 2,
         *,
         recycle_after: int = 200,
+        lane_wait_s: float = LANE_WAIT_S,
     ) -> None:
         self.limits = limits
+        self.lane_wait_s = lane_wait_s
         self.max_workers = max_workers
         self.recycle_after = recycle_after
         self._lock = threading.Lock()
@@ -116,16 +124,20 @@ class DecoderPool:
             executor.shutdown(wait=wait, cancel_futures=True)
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
-        """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects."""
+        """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects.
+
+        No lane free within the wait: "decoder_busy" (try again in a moment), never a verdict
+        on the file. A lane whose process died while idle (killed, out of memory) is found
+        broken when the job is handed over; it gets a new process and the job runs there.
+        """
         idle = self._idle_lanes()
         try:
             # Waiting for a free lane is not decoding time: the job's own clock starts later.
-            lane = idle.get(timeout=timeout)
+            lane = idle.get(timeout=self.lane_wait_s)
         except queue.Empty:
-            raise reject("decoder_failed") from None
+            raise reject("decoder_busy") from None
         try:
-            executor = self._executor_for(lane)
-            future: Future[T] = executor.submit(fn, *args)
+            future = self._submit(lane, fn, *args)
             try:
                 return future.result(timeout=timeout)
             except TimeoutError:
@@ -142,6 +154,27 @@ class DecoderPool:
                 raise reject("decoder_failed") from exc
         finally:
             idle.put(lane)
+
+    def _submit(self, lane: _Lane, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Hand the job to the lane's process, replacing a process that died while idle."""
+        for attempt in range(2):
+            executor = self._executor_for(lane)
+            if not _alive(executor):
+                # Died while idle; the executor may not have noticed yet, and would fail this
+                # job as if the file had crashed it.
+                log.warning("decoder lane replaced: its process died while idle")
+                self._retire(lane)
+                executor = self._executor_for(lane)
+            try:
+                return executor.submit(fn, *args)
+            except (BrokenProcessPool, EOFError, OSError) as exc:
+                # BrokenProcessPool: the process died since its last job; EOFError/OSError:
+                # the fork server that starts processes died. Either way: a new one.
+                log.warning("decoder lane replaced after its process died: %s", type(exc).__name__)
+                self._retire(lane)
+                if attempt:
+                    raise reject("decoder_failed") from exc
+        raise AssertionError("unreachable")
 
     def _reset_lanes(self) -> None:
         self._pid = os.getpid()
@@ -194,6 +227,12 @@ class DecoderPool:
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _alive(executor: ProcessPoolExecutor) -> bool:
+    """Whether every process the executor started is still running (none started: yes)."""
+    processes = getattr(executor, "_processes", None) or {}
+    return all(process.is_alive() for process in list(processes.values()))
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:

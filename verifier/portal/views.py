@@ -64,6 +64,9 @@ PORTAL_KEY = "portal"
 # The portal session is short-lived: it is renewed while the customer works, and never
 # outlives the link it came from.
 SESSION_IDLE = timedelta(hours=1)
+# The answer to each refusal that is not about the file itself (422 is).
+UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
+                 "decoder_busy": 503}  # fmt: skip
 UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
 
 
@@ -200,11 +203,13 @@ def upload(kind: str):
         )  # fmt: skip
     except UploadRejected as exc:
         log.info("upload refused for case %s: %s", case_id, exc.code)
-        status = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413}.get(exc.code, 422)
+        status = UPLOAD_STATUS.get(exc.code, 422)
         if wants_json():
-            return jsonify({"error": {"code": exc.code, "message": exc.message, "fields": {}}}), (
-                status
-            )
+            answer = jsonify({"error": {"code": exc.code, "message": exc.message, "fields": {}}})
+            answer.status_code = status
+            if status == 503:
+                answer.headers["Retry-After"] = "5"
+            return answer
         flash(f"{KIND_LABELS[kind]}: {exc.message}", "error")
         return redirect(url_for("portal.index"), code=303)
     warnings = [w for d in docs for w in d.quality_warnings]
