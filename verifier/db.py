@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -11,8 +12,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the write lock
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -115,7 +118,11 @@ def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         # Whatever the view did not commit is rolled back: one transaction per request.
-        session.rollback()
+        try:
+            session.rollback()
+        except SQLAlchemyError:
+            # The connection died with the database; the pool replaces it on next use.
+            log.warning("rollback failed at the end of a request; connection discarded")
         session.close()
 
 

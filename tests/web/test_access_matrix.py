@@ -140,6 +140,7 @@ ROUTES = [
     # Public pages.
     Row("home.index", "GET", "/", everyone(PAGE)),
     Row("home.healthz", "GET", "/healthz", everyone(PAGE)),
+    Row("home.readyz", "GET", "/readyz", everyone(PAGE)),
     Row("api.openapi", "GET", "/api/v1/openapi.json", everyone(PAGE)),
     # Staff sign-in: open to all; a signed-in user is sent on, sign-out works for anyone.
     Row("staff.login", "GET", "/staff/login",

@@ -6,13 +6,16 @@ import io
 import logging
 import re
 
-from flask import Flask, Request, jsonify, render_template, request
+import sqlalchemy.exc
+from flask import Flask, Request, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from verifier.errors import VerifierError
 
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -89,6 +92,9 @@ def json_error(status: int, code: str, message: str, fields: dict | None = None)
     return jsonify(body), status
 
 
+RETRY_AFTER_S = 30
+
+
 def configure_error_handlers(app: Flask) -> None:
     """One place that turns errors into JSON under /api/ and into an HTML page elsewhere."""
 
@@ -98,6 +104,22 @@ def configure_error_handlers(app: Flask) -> None:
         if wants_json():
             return json_error(exc.status, exc.code, exc.message, fields)
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(sqlalchemy.exc.TimeoutError)
+    def _database_unavailable(exc: Exception):
+        # The database is down or out of connections: nothing the visitor did, and worth
+        # trying again shortly. Logged for the operator by type only (messages can hold hosts).
+        log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        message = "The service is briefly unavailable. Please try again in a minute."
+        if wants_json():
+            response, status = json_error(503, "service_unavailable", message)
+        else:
+            response = make_response(render_template("web/unavailable.html", message=message))
+            status = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -2,6 +2,9 @@
 
 from flask import Blueprint, current_app, render_template
 
+from verifier.db import get_engine
+from verifier.web.health import check_database, check_uploads
+
 bp = Blueprint("home", __name__)
 
 
@@ -12,4 +15,21 @@ def index():
 
 @bp.get("/healthz")
 def healthz():
+    """Liveness: the process answers. It touches nothing, so a database outage never gets
+    a healthy process restarted; readiness (below) is what a load balancer should route by."""
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: 200 when the database answers and the uploads volume takes a file, else
+    503 naming what failed."""
+    problems = {
+        "database": check_database(get_engine()),
+        "uploads": check_uploads(current_app.config["UPLOADS_DIR"]),
+    }
+    body = {"status": "ready" if not any(problems.values()) else "unavailable"}
+    body |= {name: problem or "ok" for name, problem in problems.items()}
+    status = 200 if body["status"] == "ready" else 503
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    return body, status, headers
