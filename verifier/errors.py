@@ -51,6 +51,13 @@ class StorageError(VerifierError):
     status = 500
 
 
+class DocumentUnreadable(StorageError):
+    """A stored document cannot be shown (missing, damaged or tampered with): said plainly."""
+
+    code = "document_unreadable"
+    status = 422
+
+
 class ConfigError(VerifierError):
     """A setting is missing or invalid; the message names the setting."""
 

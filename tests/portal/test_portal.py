@@ -1,5 +1,6 @@
 """The customer portal over HTTP: the link exchange, uploads, submission, declining."""
 
+import logging
 import os
 import tempfile
 import time
@@ -90,6 +91,26 @@ def test_expired_link_says_what_to_do(client, auth, db_session):
     resp = client.get(path)
     assert resp.status_code == 410
     assert b"This link has expired" in resp.data and b"contact Test Shop" in resp.data
+
+
+def test_a_tampered_blob_is_an_integrity_alert_and_a_plain_message(
+    app, client, opened, db_session, caplog
+):
+    resp = upload(client, "card_front", jpeg_bytes())
+    preview_url = resp.get_json()["document"]["previews"][0]
+    doc = db_session.scalar(select(Document))
+    path = next(Path(app.config["UPLOADS_DIR"]).glob(f"*/{doc.blob_name}"))
+    damaged = bytearray(path.read_bytes())
+    damaged[-40] ^= 0x01  # one bit of the ciphertext flipped on disk
+    path.write_bytes(bytes(damaged))
+    caplog.set_level(logging.ERROR)
+    preview = client.get(preview_url)
+    text = preview.get_data(as_text=True)
+    assert preview.status_code == 422
+    assert "be shown: its stored copy is damaged" in text
+    assert doc.blob_name not in text and "authentication" not in text and "Traceback" not in text
+    alerts = [r.getMessage() for r in caplog.records if "integrity alert" in r.getMessage()]
+    assert alerts and doc.id in alerts[0]
 
 
 def test_portal_without_a_session_explains_how_to_get_back(client):

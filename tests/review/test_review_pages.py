@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -449,3 +451,18 @@ def test_case_page_shows_when_documents_will_be_purged(client, login, reviewer, 
     page = client.get(f"/review/cases/{case.id}").get_data(as_text=True)
     assert "Retention" in page
     assert "Documents are purged a set time after the case is decided" in page
+
+
+def test_a_damaged_document_is_told_plainly_to_the_reviewer(app, client, reviewer, login,
+                                                            case_with_docs, caplog):  # fmt: skip
+    _case, front, _photo = case_with_docs
+    login(client, reviewer)
+    path = next(Path(app.config["UPLOADS_DIR"]).glob(f"*/{front.blob_name}"))
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # the tag no longer matches
+    caplog.set_level(logging.ERROR)
+    answer = client.get(f"/review/documents/{front.id}")
+    assert answer.status_code == 422
+    text = answer.get_data(as_text=True)
+    assert "be shown: its stored copy is damaged" in text and front.blob_name not in text
+    assert any(front.id in r.getMessage() and "integrity alert" in r.getMessage()
+               for r in caplog.records)  # fmt: skip

@@ -53,7 +53,7 @@ from verifier.portal.submissions import (
     submit_documents,
 )
 from verifier.portal.uploads import accept_upload
-from verifier.vault.storage import Keyring, read_blob
+from verifier.vault.storage import Keyring, open_document
 from verifier.web.http import wants_json
 from verifier.web.limits import limiter
 
@@ -242,7 +242,7 @@ def preview(doc_id: str):
         abort(404)
     # A document keeps its blob and key id while it has a key (shred, then delete).
     assert doc.blob_name is not None and doc.key_id is not None
-    data = read_blob(
+    data = open_document(
         current_app.config["UPLOADS_DIR"], keyring(), doc.id, doc.blob_name, doc.wrapped_key,
         doc.key_id,
     )  # fmt: skip

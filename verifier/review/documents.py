@@ -20,7 +20,7 @@ from verifier.core.settings import Settings
 from verifier.errors import ConflictError, NotFoundError, ValidationError, VerifierError
 from verifier.models import IN_REVIEW, RESUBMISSION_REQUESTED, Document, VerificationCase
 from verifier.review.decisions import Reopen, check_resubmission_allowed, send_back
-from verifier.vault.storage import Keyring, delete_blob, read_blob
+from verifier.vault.storage import Keyring, delete_blob, open_document
 
 ERASE_REASONS: dict[str, str] = {
     "security_code_visible": "The security code (CVV) is visible",
@@ -60,7 +60,7 @@ def view_document(
         raise NotFoundError("There is no such document.")
     # A viewable document keeps its key until its blob is gone (shred, then delete).
     assert document.wrapped_key is not None and document.key_id is not None
-    data = read_blob(
+    data = open_document(
         uploads_dir, keyring, document.id, document.blob_name, document.wrapped_key,
         document.key_id,
     )  # fmt: skip

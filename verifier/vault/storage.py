@@ -14,6 +14,7 @@ directories small, and the name is generated here, never taken from a user.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -26,8 +27,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from verifier.errors import StorageError
+from verifier.errors import DocumentUnreadable, StorageError
 
+log = logging.getLogger(__name__)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 # Blob file: magic + format version, then the nonce, then ciphertext with its GCM tag.
@@ -156,6 +158,26 @@ def read_blob(
         )
     except InvalidTag:
         raise StorageError(f"Blob {blob_name} failed authentication.") from None
+
+
+UNREADABLE_MESSAGE = (
+    "This document can't be shown: its stored copy is damaged. The team has been alerted; "
+    "a new copy can be asked for."
+)
+
+
+def open_document(
+    uploads_dir: Path, keyring: Keyring, document_id: str, blob_name: str,
+    wrapped_key: bytes, key_id: str,
+) -> bytes:  # fmt: skip
+    """`read_blob` for showing a document to a person. A blob that is missing, unreadable or
+    fails authentication is logged as an integrity alert naming the document, and raised as
+    DocumentUnreadable, whose message says so plainly (no blob names, no crypto words)."""
+    try:
+        return read_blob(uploads_dir, keyring, document_id, blob_name, wrapped_key, key_id)
+    except StorageError as exc:
+        log.error("integrity alert: document %s cannot be read back: %s", document_id, exc.message)
+        raise DocumentUnreadable(UNREADABLE_MESSAGE) from None
 
 
 def delete_blob(uploads_dir: Path, blob_name: str) -> bool:
