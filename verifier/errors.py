@@ -51,6 +51,13 @@ class StorageError(VerifierError):
     status = 500
 
 
+class StorageFull(StorageError):
+    """The uploads volume has no room: nothing was stored, and trying later may work."""
+
+    code = "storage_full"
+    status = 507
+
+
 class DocumentUnreadable(StorageError):
     """A stored document cannot be shown (missing, damaged or tampered with): said plainly."""
 

@@ -28,7 +28,7 @@ from verifier.core.policies import current_settings
 from verifier.core.settings import REQUIRED_SETS
 from verifier.core.wording import format_amount
 from verifier.db import get_session
-from verifier.errors import ConflictError, UploadRejected
+from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
 from verifier.portal.customer_mail import requirement_lines
 from verifier.portal.documents import (
@@ -66,7 +66,7 @@ PORTAL_KEY = "portal"
 SESSION_IDLE = timedelta(hours=1)
 # The answer to each refusal that is not about the file itself (422 is).
 UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
-                 "decoder_busy": 503}  # fmt: skip
+                 "decoder_busy": 503, "storage_full": 507}  # fmt: skip
 UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
 
 
@@ -201,7 +201,7 @@ def upload(kind: str):
             pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
             keyring=keyring(), now=_now,
         )  # fmt: skip
-    except UploadRejected as exc:
+    except (UploadRejected, StorageFull) as exc:
         log.info("upload refused for case %s: %s", case_id, exc.code)
         status = UPLOAD_STATUS.get(exc.code, 422)
         if wants_json():

@@ -14,6 +14,7 @@ directories small, and the name is generated here, never taken from a user.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from verifier.errors import DocumentUnreadable, StorageError
+from verifier.errors import DocumentUnreadable, StorageError, StorageFull
 
 log = logging.getLogger(__name__)
 KEY_BYTES = 32
@@ -160,6 +161,10 @@ def read_blob(
         raise StorageError(f"Blob {blob_name} failed authentication.") from None
 
 
+FULL_MESSAGE = (
+    "We can't store your file right now: our storage is full. Nothing was saved; please "
+    "try again in a little while. The team has been alerted."
+)
 UNREADABLE_MESSAGE = (
     "This document can't be shown: its stored copy is damaged. The team has been alerted; "
     "a new copy can be asked for."
@@ -337,6 +342,9 @@ def _write_atomically(path: Path, data: bytes, fault: Fault | None) -> None:
                     os.unlink(leftover)
         if isinstance(exc, StorageError) or not isinstance(exc, Exception):
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("uploads volume full: a blob could not be written in %s", directory)
+            raise StorageFull(FULL_MESSAGE) from exc
         raise StorageError("The document could not be saved; please try again.") from exc
 
 
