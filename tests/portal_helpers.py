@@ -61,3 +61,13 @@ def upload(client, kind: str, data: bytes, filename: str = "photo.jpg", *, json:
         headers=headers,
         content_type="multipart/form-data",
     )
+
+
+def email_body(keyring, email, part: str = "text_body") -> str:
+    """An outbox email's body as the worker opens it: asserting the stored one is sealed."""
+    from verifier.vault.secretbox import EMAIL_BODY_PURPOSE, email_body_binding, open_sealed
+
+    stored = getattr(email, part)
+    assert stored.startswith("v1:") and "/u/" not in stored  # never the link in plaintext
+    return open_sealed(keyring, EMAIL_BODY_PURPOSE, stored,
+                       email_body_binding(email.case_id, email.kind))  # fmt: skip

@@ -21,6 +21,7 @@ from verifier.notify.webhooks import deliver_due_webhooks
 from verifier.portal.customer_mail import PortalContext
 from verifier.portal.links import expire_overdue_cases, send_due_reminders
 from verifier.retention.purge import purge_due_documents
+from verifier.vault.storage import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def deliver_emails(app: Flask, now: datetime) -> dict[str, Any]:
         backend_from_config(app.config),
         now,
         mail_from=app.config["MAIL_FROM"],
+        keyring=Keyring.from_config(app.config),
     )
     return report.as_dict()
 

@@ -242,3 +242,41 @@ def test_two_workers_at_once_send_each_email_once(app, db_session):
     db_session.rollback()
     statuses = db_session.scalars(select(OutboxEmail.status).where(OutboxEmail.id.in_(ids)))
     assert set(statuses) == {"sent"}
+
+
+def test_an_invitation_waits_sealed_and_is_opened_only_to_be_sent(
+    app, client, auth, db_session, tmp_path
+):
+    from tests.portal_helpers import create_flagged_order, flag_everything
+    from verifier.vault.storage import Keyring
+
+    flag_everything(db_session)
+    link = create_flagged_order(client, auth)["case"]["upload_url"]
+    stored = db_session.scalar(select(OutboxEmail))
+    token = link.rsplit("/", 1)[1]
+    # At rest: neither body holds the link's token, not even a piece of it.
+    assert token[:16] not in stored.text_body and token[:16] not in stored.html_body
+    outbox = tmp_path / "outbox"
+    keyring = Keyring.from_config(app.config)
+    report = deliver_due_emails(sessions(app), FileBackend(outbox), datetime.now(UTC),
+                                mail_from=FROM, keyring=keyring)  # fmt: skip
+    assert report.sent == 1
+    (path,) = outbox.glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert link in message.get_body(("plain",)).get_content()
+
+
+def test_a_sealed_body_moved_to_another_row_is_not_sent(app, client, auth, db_session, tmp_path):
+    from tests.portal_helpers import create_flagged_order, flag_everything
+    from verifier.vault.storage import Keyring
+
+    flag_everything(db_session)
+    create_flagged_order(client, auth)
+    row = db_session.scalar(select(OutboxEmail))
+    row.kind = "reminder"  # the sealed bodies are bound to (case, kind): now they don't open
+    db_session.commit()
+    report = deliver_due_emails(sessions(app), FileBackend(tmp_path / "out"), datetime.now(UTC),
+                                keyring=Keyring.from_config(app.config))  # fmt: skip
+    assert (report.sent, report.failed) == (0, 1)
+    assert fresh(db_session, row.id).status == "failed"
+    assert not list((tmp_path / "out").glob("*.eml"))

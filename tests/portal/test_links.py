@@ -1,10 +1,11 @@
 """Upload links as a domain module: tokens, expiry, revocation, reminders, case expiry."""
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from tests.portal_helpers import create_flagged_order, flag_everything, token_path
+from tests.portal_helpers import create_flagged_order, email_body, flag_everything, token_path
 from verifier.core.settings import Settings
 from verifier.models import OutboxEmail, UploadLink, VerificationCase, WebhookEvent
 from verifier.portal.customer_mail import PortalContext
@@ -19,8 +20,10 @@ from verifier.portal.links import (
     revoke_links,
     send_due_reminders,
 )
+from verifier.vault.storage import Keyring
 
-PORTAL = PortalContext("https://verify.example", "Test Shop")
+KEYRING = Keyring("k1", {"k1": secrets.token_bytes(32)})
+PORTAL = PortalContext("https://verify.example", "Test Shop", KEYRING)
 
 
 def _token(body) -> str:
@@ -58,13 +61,14 @@ def test_link_lifetime_follows_the_setting(client, auth, db_session):
     assert timedelta(days=2, hours=23) < expires - datetime.now(UTC) <= timedelta(days=3)
 
 
-def test_invitation_email_is_queued_with_link_and_promise(client, auth, db_session):
+def test_invitation_email_is_queued_with_link_and_promise(app, client, auth, db_session):
     flag_everything(db_session)
     body = create_flagged_order(client, auth)
     email = db_session.scalar(select(OutboxEmail))
     assert email.to_address == "alice@example.com"
     assert "A-1001" in email.subject and "Test Shop" in email.subject
-    for part in (email.text_body, email.html_body):
+    keyring = Keyring.from_config(app.config)
+    for part in (email_body(keyring, email), email_body(keyring, email, "html_body")):
         assert body["case"]["upload_url"] in part
         assert "never ask for card or ID details by email or phone" in part
         assert "129.99 EUR" in part
@@ -82,7 +86,8 @@ def test_reminder_goes_once_with_a_new_link_and_the_first_keeps_working(client, 
     assert send_due_reminders(db_session, portal=PORTAL, settings=settings, now=later) == 0
     db_session.commit()
     reminder = db_session.scalar(select(OutboxEmail).where(OutboxEmail.kind == "reminder"))
-    assert "Reminder" in reminder.subject and "https://verify.example/u/" in reminder.text_body
+    assert "Reminder" in reminder.subject
+    assert "https://verify.example/u/" in email_body(KEYRING, reminder)
     assert db_session.scalar(select(func.count(UploadLink.id))) == 2
     assert resolve_token(db_session, token, later).outcome == VALID
 

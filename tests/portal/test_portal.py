@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from tests.portal_helpers import (
     create_flagged_order,
+    email_body,
     flag_everything,
     jpeg_bytes,
     token_path,
@@ -319,6 +320,7 @@ def test_resubmission_round_trip(app, client, auth, db_session, reviewer):
     from verifier.portal.links import reopen_link
     from verifier.review.claims import claim_case
     from verifier.review.decisions import request_resubmission
+    from verifier.vault.storage import Keyring
 
     flag_everything(db_session)
     first_link = token_path(create_flagged_order(client, auth))
@@ -330,7 +332,7 @@ def test_resubmission_round_trip(app, client, auth, db_session, reviewer):
     case = db_session.scalar(select(VerificationCase))
     now = datetime.now(UTC)
     settings = current_settings(db_session)
-    portal = PortalContext("http://localhost", "Test Shop")
+    portal = PortalContext("http://localhost", "Test Shop", Keyring.from_config(app.config))
     claim_case(db_session, case.id, reviewer.id, now, settings)
     request_resubmission(
         db_session, case.id, reviewer.id, now, settings, kinds=["card_back"],
@@ -339,8 +341,9 @@ def test_resubmission_round_trip(app, client, auth, db_session, reviewer):
     )  # fmt: skip
     db_session.commit()
     email = db_session.scalar(select(OutboxEmail).where(OutboxEmail.kind == "resubmission"))
-    assert "The photo of the back is blurred." in email.text_body
-    new_link = email.text_body.split("http://localhost")[1].split()[0]
+    text = email_body(portal.keyring, email)
+    assert "The photo of the back is blurred." in text
+    new_link = text.split("http://localhost")[1].split()[0]
 
     customer = app.test_client()
     assert customer.get(first_link).status_code == 404  # the old link was revoked

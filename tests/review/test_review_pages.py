@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.portal_helpers import email_body
 from tests.review_helpers import ALL_YES, add_document, jpeg_bytes, make_case
 from verifier.core.policies import create_policy_version
 from verifier.models import (
@@ -26,6 +27,7 @@ from verifier.models import (
     WebhookEvent,
 )
 from verifier.portal.links import create_link
+from verifier.vault.storage import Keyring
 
 
 def recent(hours: float = 2) -> datetime:
@@ -284,7 +286,7 @@ def test_four_eyes_through_the_pages(
     assert count(db_session, WebhookEvent) == 1
 
 
-def test_resubmission_emails_a_new_link(client, reviewer, login, case_with_docs, db_session):
+def test_resubmission_emails_a_new_link(app, client, reviewer, login, case_with_docs, db_session):
     case, _, _ = case_with_docs
     create_link(
         db_session,
@@ -305,7 +307,8 @@ def test_resubmission_emails_a_new_link(client, reviewer, login, case_with_docs,
     assert sent_back.resubmission_kinds == ["photo_id"]
     emails = db_session.scalars(select(OutboxEmail)).all()
     assert [e.kind for e in emails] == ["resubmission"]
-    assert "The photo is blurred." in emails[0].text_body
+    text = email_body(Keyring.from_config(app.config), emails[0])
+    assert "The photo is blurred." in text
     links = db_session.scalars(select(UploadLink).order_by(UploadLink.id)).all()
     assert links[0].revoked_at is not None and links[1].revoked_at is None
 

@@ -8,7 +8,7 @@ import os
 import smtplib
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -20,6 +20,14 @@ from sqlalchemy.orm import Session
 
 from verifier.core.outbox import record_claimed_outcome
 from verifier.models import OutboxEmail
+from verifier.vault.secretbox import (
+    EMAIL_BODY_PURPOSE,
+    SecretUnreadable,
+    email_body_binding,
+    is_sealed,
+    open_sealed,
+)
+from verifier.vault.storage import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,7 @@ class ClaimedEmail:
     html_body: str
     created_at: datetime
     attempt: int
+    case_id: int | None = None
 
 
 @dataclass
@@ -220,6 +229,7 @@ def claim_due_emails(
                 html_body=row.html_body,
                 created_at=row.created_at,
                 attempt=row.attempts,
+                case_id=row.case_id,
             )
         )
     return claimed
@@ -233,6 +243,7 @@ def deliver_due_emails(
     *,
     mail_from: str = "Verifier <no-reply@localhost>",
     lease: timedelta = DEFAULT_LEASE,
+    keyring: Keyring | None = None,
 ) -> DeliveryReport:
     """Send the due outbox emails: claim in one short transaction, send outside any
     transaction, record each outcome (sent, or retry with back-off, or failed) in its own."""
@@ -241,12 +252,34 @@ def deliver_due_emails(
         claimed = claim_due_emails(session, now, batch=batch, lease=lease, report=report)
         session.commit()
     for email in claimed:
-        values = _attempt(backend, email, mail_from, now, report)
+        try:
+            email = _opened(email, keyring)
+        except SecretUnreadable as exc:
+            log.error("email %s (%s) cannot be opened: %s", email.id, email.kind, exc.message)
+            report.failed += 1
+            values: dict[str, Any] = {"status": FAILED, "last_error": exc.message,
+                                      **SCRUBBED_BODIES}  # fmt: skip
+        else:
+            values = _attempt(backend, email, mail_from, now, report)
         with session_factory() as session:
             if not record_claimed_outcome(session, OutboxEmail, email.id, email.attempt, values):
                 log.warning("email %s: claim was lost before the outcome was recorded", email.id)
             session.commit()
     return report
+
+
+def _opened(email: ClaimedEmail, keyring: Keyring | None) -> ClaimedEmail:
+    """The email with its sealed bodies opened (bodies queued unsealed pass as they are)."""
+    bodies = {}
+    for name in ("text_body", "html_body"):
+        value = getattr(email, name)
+        if is_sealed(value):
+            if keyring is None:
+                raise SecretUnreadable("A sealed email body needs the master keys to be sent.")
+            value = open_sealed(keyring, EMAIL_BODY_PURPOSE, value,
+                                email_body_binding(email.case_id, email.kind))  # fmt: skip
+        bodies[name] = value
+    return replace(email, **bodies)
 
 
 def _attempt(

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from verifier.config import PROJECT_ROOT
 from verifier.core.settings import CARD_OR_ID
 from verifier.core.wording import format_amount
+from verifier.vault.storage import Keyring
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -33,11 +34,13 @@ class PortalContext:
 
     base_url: str
     shop_name: str
+    # Seals the emails' bodies in the outbox: they carry the customer's upload link.
+    keyring: Keyring
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PortalContext:
-        """The context of an app's settings (BASE_URL and SHOP_NAME from config.py)."""
-        return cls(config["BASE_URL"], config["SHOP_NAME"])
+        """The context of an app's settings (BASE_URL, SHOP_NAME and the master keys)."""
+        return cls(config["BASE_URL"], config["SHOP_NAME"], Keyring.from_config(config))
 
 
 @dataclass(frozen=True)

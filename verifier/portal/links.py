@@ -24,6 +24,7 @@ from verifier.models import (
     VerificationCase,
 )
 from verifier.portal.customer_mail import PortalContext, render_customer_email
+from verifier.vault.secretbox import EMAIL_BODY_PURPOSE, email_body_binding, seal
 
 TOKEN_BYTES = 32  # 256 bits
 LINK_PATH = "/u/"
@@ -186,9 +187,13 @@ def _queue_link_email(
         portal=portal,
         settings=settings,
     )
+    # The bodies hold the raw link token: sealed until the worker sends them.
+    binding = email_body_binding(case.id, kind)
+    text, html = (seal(portal.keyring, EMAIL_BODY_PURPOSE, body, binding)
+                  for body in (email.text, email.html))  # fmt: skip
     queue_email(
         session, kind=kind, to_address=case.order.customer_email, subject=email.subject,
-        text_body=email.text, html_body=email.html, now=now, case_id=case.id,
+        text_body=text, html_body=html, now=now, case_id=case.id,
     )  # fmt: skip
 
 

@@ -77,3 +77,17 @@ def open_sealed(keyring: Keyring, purpose: bytes, sealed: str, bound_to: str) ->
 def _derive(master_key: bytes, purpose: bytes) -> bytes:
     # No salt: the master key is already uniformly random (RFC 5869 section 3.1).
     return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose).derive(master_key)
+
+
+# Customer emails wait in the outbox with their upload link in the body: sealed at rest,
+# opened only by the worker that sends them (DESIGN: tokens are never stored in plaintext).
+EMAIL_BODY_PURPOSE = b"verifier/outbox-email-body/v1"
+
+
+def email_body_binding(case_id: int | None, kind: str) -> str:
+    """What a sealed email body is bound to, so it cannot be moved to another row."""
+    return f"outbox-email:{case_id}:{kind}"
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(f"{VERSION}:") and value.count(":") == 2
