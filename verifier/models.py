@@ -116,11 +116,25 @@ class StaffUser(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 section 5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # The account-wide brake, across every address (a spread-out attack); the lock an outsider
+    # can reach is per address (LoginLock), so it cannot keep the real user out.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
+
+
+class LoginLock(Base):
+    """Failed sign-ins to one account from one address, and that pair's lock."""
+
+    __tablename__ = "login_locks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime]
 
 
 class ApiKey(Base):

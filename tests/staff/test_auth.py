@@ -13,10 +13,12 @@ from tests.auth_helpers import actions, events, fresh_user, make_app, shift_sess
 from tests.conftest import STAFF_PASSWORDS
 from verifier.db import new_session
 from verifier.errors import ConfigError
-from verifier.models import StaffUser
+from verifier.models import LoginLock, StaffUser
 from verifier.staff import totp
 from verifier.staff.logins import (
     LOCK_DURATION,
+    MAX_FAILED_LOGINS,
+    MAX_FAILED_LOGINS_ACCOUNT,
     SIGN_IN_FAILED,
     SignInFailed,
     check_password_step,
@@ -78,14 +80,14 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(app, reviewer):
                 session, reviewer.email, "wrong", now=NOW + timedelta(seconds=attempt)
             )
     user = session.get(StaffUser, reviewer.id)
-    assert is_locked(user, NOW + timedelta(minutes=14))
+    assert is_locked(session, user, NOW + timedelta(minutes=14))
     # Locked: even the right password is refused, with the same message, and not counted.
     with pytest.raises(SignInFailed, match="not correct"):
         check_password_step(
             session, reviewer.email, STAFF_PASSWORDS[reviewer.email], now=NOW + timedelta(minutes=1)
         )
     after = NOW + timedelta(seconds=4) + LOCK_DURATION + timedelta(seconds=1)
-    assert not is_locked(user, after)
+    assert not is_locked(session, user, after)
     assert check_password_step(
         session, reviewer.email, STAFF_PASSWORDS[reviewer.email], now=after
     ) is user  # fmt: skip
@@ -99,17 +101,50 @@ def test_lock_out_over_http_and_sign_in_after_the_lock_ends(client, reviewer, db
     refused = _post_login(client, reviewer.email, STAFF_PASSWORDS[reviewer.email])
     assert refused.status_code == 422 and SIGN_IN_FAILED in _text(refused)
     assert actions(db_session).count("staff.locked") == 1
-    user = fresh_user(db_session, reviewer.id)
-    assert user.locked_until is not None
+    lock = db_session.get(LoginLock, (reviewer.id, "127.0.0.1"))
+    assert lock is not None and lock.locked_until is not None
     # Fifteen minutes later (the lock's end moved into the past) the password works again.
     db_session.execute(
-        update(StaffUser)
-        .where(StaffUser.id == reviewer.id)
+        update(LoginLock)
+        .where(LoginLock.user_id == reviewer.id)
         .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
     )
     db_session.commit()
     login(client, reviewer)
-    assert fresh_user(db_session, reviewer.id).locked_until is None
+    db_session.expire_all()
+    assert db_session.get(LoginLock, (reviewer.id, "127.0.0.1")) is None
+
+
+def test_an_outsider_cannot_lock_the_real_user_out(app, reviewer):
+    # Anyone who knows a staff email can fail its password from their own address: that
+    # locks their address out of the account, not the person signing in from elsewhere.
+    session = new_session(app)
+    password = STAFF_PASSWORDS[reviewer.email]
+    for _attempt in range(MAX_FAILED_LOGINS * 3):
+        with pytest.raises(SignInFailed):
+            check_password_step(session, reviewer.email, "guess", now=NOW, ip="203.0.113.9")
+    user = session.get(StaffUser, reviewer.id)
+    assert is_locked(session, user, NOW, "203.0.113.9")
+    assert not is_locked(session, user, NOW, "198.51.100.7")
+    assert check_password_step(session, reviewer.email, password, now=NOW,
+                               ip="198.51.100.7") is user  # fmt: skip
+    with pytest.raises(SignInFailed):  # the outsider's address stays locked, right or wrong
+        check_password_step(session, reviewer.email, password, now=NOW, ip="203.0.113.9")
+    session.rollback()
+    session.close()
+
+
+def test_an_attack_spread_over_many_addresses_locks_the_whole_account(app, reviewer):
+    session = new_session(app)
+    for attempt in range(MAX_FAILED_LOGINS_ACCOUNT):
+        with pytest.raises(SignInFailed):
+            check_password_step(session, reviewer.email, "guess", now=NOW,
+                                ip=f"192.0.2.{attempt}")  # fmt: skip
+    user = session.get(StaffUser, reviewer.id)
+    assert is_locked(session, user, NOW, "198.51.100.7")  # everywhere, for LOCK_DURATION
+    assert not is_locked(session, user, NOW + LOCK_DURATION + timedelta(seconds=1), "198.51.100.7")
+    session.rollback()
+    session.close()
 
 
 def test_login_posts_are_throttled_per_address_with_a_friendly_page(

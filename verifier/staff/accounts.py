@@ -13,6 +13,7 @@ from verifier.core.audit import record_event
 from verifier.errors import ConflictError, NotFoundError, ValidationError
 from verifier.models import ROLES, StaffUser
 from verifier.staff import totp
+from verifier.staff.logins import clear_login_locks
 from verifier.staff.users import (
     check_password_strength,
     create_user,
@@ -73,8 +74,7 @@ def reset_password(
     password = temporary_password()
     user.password_hash = hash_password(password)
     user.password_changed_at = None
-    user.failed_logins = 0
-    user.locked_until = None
+    clear_login_locks(session, user)
     user.session_version += 1
     _audit(session, "staff.password_reset", actor, user, now)
     return user, password
@@ -91,8 +91,7 @@ def set_active(
         return user
     user.active = active
     user.session_version += 1
-    user.failed_logins = 0
-    user.locked_until = None
+    clear_login_locks(session, user)
     _audit(session, "staff.reactivated" if active else "staff.deactivated", actor, user, now)
     return user
 

@@ -8,12 +8,12 @@ import secrets
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
 from verifier.errors import VerifierError
-from verifier.models import StaffUser
+from verifier.models import LoginLock, StaffUser
 from verifier.staff import totp
 from verifier.staff.users import hash_password, verify_password
 from verifier.vault.secretbox import SecretUnreadable
@@ -22,8 +22,12 @@ from verifier.vault.storage import Keyring
 _LOOKS_LIKE_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 log = logging.getLogger(__name__)
 
-MAX_FAILED_LOGINS = 5
+MAX_FAILED_LOGINS = 5  # from one address: that address is locked out of that account
+# From all addresses together: the account is locked everywhere (an attack spread over many
+# addresses). Far above what one person mistyping reaches, so an outsider needs a botnet.
+MAX_FAILED_LOGINS_ACCOUNT = 50
 LOCK_DURATION = timedelta(minutes=15)
+UNKNOWN_ADDRESS = "unknown"
 # One message for every failed password step: it must not tell whether the email exists,
 # whether the account is locked or deactivated, or which of email and password was wrong.
 SIGN_IN_FAILED = (
@@ -53,8 +57,23 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(24))
 
 
-def is_locked(user: StaffUser, now: datetime) -> bool:
-    return user.locked_until is not None and user.locked_until > now
+def is_locked(session: Session, user: StaffUser, now: datetime, ip: str | None = None) -> bool:
+    """Whether `user` may not sign in from `ip` now: that address, or the account, is locked."""
+    if user.locked_until is not None and user.locked_until > now:
+        return True
+    lock = session.get(LoginLock, (user.id, _address(ip)))
+    return lock is not None and lock.locked_until is not None and lock.locked_until > now
+
+
+def _address(ip: str | None) -> str:
+    return (ip or UNKNOWN_ADDRESS)[:64]
+
+
+def clear_login_locks(session: Session, user: StaffUser) -> None:
+    """Forget every failed attempt and lock of `user` (a reset, a reactivation, a sign-in)."""
+    user.failed_logins = 0
+    user.locked_until = None
+    session.execute(delete(LoginLock).where(LoginLock.user_id == user.id))
 
 
 def _lock_row(session: Session, query: Select[StaffUser]) -> StaffUser | None:
@@ -78,7 +97,7 @@ def check_password_step(
         _audit_failure(session, None, given, "unknown_email", now, ip)
         raise SignInFailed(SIGN_IN_FAILED)
     matches = verify_password(user.password_hash, password)
-    if is_locked(user, now):
+    if is_locked(session, user, now, ip):
         _audit_failure(session, user, given, "locked", now, ip)
     elif not user.active:
         _audit_failure(session, user, given, "inactive", now, ip)
@@ -110,7 +129,7 @@ def check_code_step(
         or user.session_version != session_version
     ):
         raise SignInFailed("Sign in again.")
-    if is_locked(user, now):
+    if is_locked(session, user, now, ip):
         _audit_failure(session, user, user.email, "locked", now, ip)
         raise SignInFailed(SIGN_IN_FAILED)
     try:
@@ -128,7 +147,7 @@ def check_code_step(
     step = totp.matching_step(secret, code, now, user.totp_last_step)
     if step is None:
         _count_failure(session, user, user.email, "bad_code", now, ip)
-        if is_locked(user, now):
+        if is_locked(session, user, now, ip):
             raise SignInFailed(SIGN_IN_FAILED)
         raise SignInFailed(CODE_FAILED, code="wrong_code")
     user.totp_last_step = step
@@ -142,9 +161,8 @@ def needs_code(user: StaffUser) -> bool:
 def complete_sign_in(
     session: Session, user: StaffUser, *, now: datetime, ip: str | None = None
 ) -> None:
-    """Reset the failure counter, note the sign-in time and audit `staff.login`."""
-    user.failed_logins = 0
-    user.locked_until = None
+    """Reset the failure counters, note the sign-in time and audit `staff.login`."""
+    clear_login_locks(session, user)
     user.last_login_at = now
     record_event(
         session, "staff.login", actor_type="staff", actor_id=user.id, target_type="staff",
@@ -164,14 +182,33 @@ def sign_out(session: Session, user: StaffUser, *, now: datetime) -> None:
 def _count_failure(
     session: Session, user: StaffUser, given: str, reason: str, now: datetime, ip: str | None
 ) -> None:
-    user.failed_logins = (user.failed_logins or 0) + 1
+    """Count a failure for this account from this address, and for the account; lock the
+    address at MAX_FAILED_LOGINS, the whole account at MAX_FAILED_LOGINS_ACCOUNT. The
+    caller holds the user row FOR UPDATE, so concurrent attempts are counted one by one."""
     _audit_failure(session, user, given, reason, now, ip)
-    if user.failed_logins >= MAX_FAILED_LOGINS:
-        user.locked_until = now + LOCK_DURATION
-        user.failed_logins = 0  # after the lock, five fresh attempts
+    address = _address(ip)
+    lock = session.get(LoginLock, (user.id, address))
+    if lock is None:
+        lock = LoginLock(user_id=user.id, address=address, failures=0, last_failure_at=now)
+        session.add(lock)
+    lock.failures = (lock.failures or 0) + 1
+    lock.last_failure_at = now
+    if lock.failures >= MAX_FAILED_LOGINS:
+        lock.locked_until = now + LOCK_DURATION
+        lock.failures = 0  # after the lock, five fresh attempts
         record_event(
             session, "staff.locked", actor_type="system", target_type="staff", target_id=user.id,
-            details={"until": user.locked_until.isoformat(), "ip": ip}, now=now,
+            details={"until": lock.locked_until.isoformat(), "ip": ip, "scope": "address"},
+            now=now,
+        )  # fmt: skip
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= MAX_FAILED_LOGINS_ACCOUNT:
+        user.locked_until = now + LOCK_DURATION
+        user.failed_logins = 0
+        record_event(
+            session, "staff.locked", actor_type="system", target_type="staff", target_id=user.id,
+            details={"until": user.locked_until.isoformat(), "ip": ip, "scope": "account"},
+            now=now,
         )  # fmt: skip
 
 
