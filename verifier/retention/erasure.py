@@ -18,14 +18,8 @@ from verifier.models import OPEN_CASE_STATES, Document, Order, VerificationCase
 from verifier.portal.links import revoke_links
 from verifier.retention.anonymise import anonymise_orders
 from verifier.retention.holds import clean_reason
-from verifier.retention.purge import (
-    ACTIVE,
-    ERASED,
-    REPLACED,
-    PurgeReport,
-    finish_shredded,
-    mark_cases_cleared,
-)
+from verifier.retention.purge import ACTIVE, ERASED, REPLACED, finish_shredded, mark_cases_cleared
+from verifier.retention.purge_report import PurgeReport
 from verifier.vault.storage import safe_uploads_dir
 
 SessionFactory = Callable[[], Session]
