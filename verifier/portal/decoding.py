@@ -11,6 +11,7 @@ import io
 import math
 import os
 import resource
+import select
 import struct
 import threading
 import time
@@ -343,8 +344,10 @@ def _register_heif() -> None:
             _heif_registered = True
 
 
-def init_worker(memory_bytes: int, cpu_seconds: int) -> None:
-    """Pool initializer: cap address space and CPU time, forbid core dumps, load decoders."""
+def init_worker(memory_bytes: int, cpu_seconds: int, owner_pid: int = 0) -> None:
+    """Pool initializer: die with the owning web worker, cap address space and CPU time, forbid core
+    dumps, load decoders."""
+    _die_with_owner(owner_pid)
     # A core file of a decoder would put a customer's document on disk in plaintext.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Map the decoder libraries and the magic database before capping the address space.
@@ -353,6 +356,38 @@ def init_worker(memory_bytes: int, cpu_seconds: int) -> None:
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     _arm_cpu_limit(cpu_seconds)
+
+
+def _die_with_owner(owner_pid: int) -> None:
+    """Exit at once when the web worker that owns this decoder is gone, however it died
+    (kill -9 runs no cleanup). The decoder's own parent is the fork server, so the owner is
+    watched directly: through a pidfd where Linux has one (no confusion with a reused pid),
+    else by polling."""
+    if owner_pid <= 0:
+        return
+    try:
+        pidfd = os.pidfd_open(owner_pid)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable once the owner has exited
+        else:
+            while True:
+                try:
+                    os.kill(owner_pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
+
+
+def ready() -> bool:
+    """A job that does nothing: starting a lane's process ahead of the first upload."""
+    return True
 
 
 def run_job(data: bytes, limits: PipelineLimits) -> ProcessedUpload:

@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -112,6 +112,19 @@ class DecoderPool:
         """Run the pipeline on ``data`` in a worker; raise UploadRejected on any failure."""
         limits = limits or self.limits
         return self._call(decoding.run_job, data, limits, timeout=limits.decode_timeout_s)
+
+    def warm(self) -> None:
+        """Start every lane's process now (each runs a no-op), so the first uploads do not
+        wait seconds for a fork server and decoders to start; failures are only logged."""
+
+        def start(_lane: int) -> None:
+            try:
+                self._call(decoding.ready, timeout=60)
+            except (UploadRejected, RuntimeError) as exc:
+                log.warning("decoder lane did not start ahead of time: %s", exc)
+
+        with ThreadPoolExecutor(max_workers=self.max_workers) as threads:
+            list(threads.map(start, range(self.max_workers)))
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop every worker process; later calls raise RuntimeError."""
@@ -213,7 +226,11 @@ class DecoderPool:
             max_workers=1,
             mp_context=_mp_context(),
             initializer=decoding.init_worker,
-            initargs=(self.limits.worker_memory_bytes, self.limits.worker_cpu_seconds),
+            initargs=(
+                self.limits.worker_memory_bytes,
+                self.limits.worker_cpu_seconds,
+                os.getpid(),
+            ),
         )
 
     def _retire(self, lane: _Lane, *, kill: bool = False) -> None:
