@@ -4,13 +4,20 @@ verifier.notify.webhooks, `verifier worker`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from verifier.models import OutboxEmail, WebhookEvent
+
+log = logging.getLogger(__name__)
 
 
 def queue_email(
@@ -73,3 +80,47 @@ def record_claimed_outcome(
         .values(**values)
     )
     return cast(CursorResult[Any], result).rowcount == 1
+
+
+@contextmanager
+def renewing_claims(
+    session_factory: Callable[[], Session],
+    model: type[OutboxEmail | WebhookEvent],
+    claims: Sequence[tuple[int, int]],
+    *,
+    started: datetime,
+    lease: timedelta,
+) -> Iterator[None]:
+    """Keep claimed rows leased while the block works on them, in a thread of its own.
+
+    `claims` are (row id, attempt). Every third of `lease` the rows still `sending` with that
+    attempt get `next_attempt_at` one lease ahead of the pass's clock (`started` plus the time
+    gone). Leases can then be short: a worker killed mid-batch stops renewing, and its rows
+    are free for another worker one lease later, not after the longest batch could take.
+    """
+    stop = threading.Event()
+    began = time.monotonic()
+
+    def renew() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            until = started + timedelta(seconds=time.monotonic() - began) + lease
+            try:
+                with session_factory() as session:
+                    for row_id, attempt in claims:
+                        session.execute(
+                            update(model)
+                            .where(model.id == row_id, model.status == "sending",
+                                   model.attempts == attempt)
+                            .values(next_attempt_at=until)
+                        )  # fmt: skip
+                    session.commit()
+            except Exception:  # a missed renewal only shortens the lease; never stop sending
+                log.warning("could not renew the leases of %s claimed rows", len(claims))
+
+    thread = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

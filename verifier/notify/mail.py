@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from verifier.core.outbox import record_claimed_outcome
+from verifier.core.outbox import record_claimed_outcome, renewing_claims
 from verifier.models import OutboxEmail
 from verifier.vault.secretbox import (
     EMAIL_BODY_PURPOSE,
@@ -42,7 +42,9 @@ FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(hours=6)
 # A claim older than this is taken to belong to a crashed worker and is retried; it must
 # outlast a whole batch of sends at the SMTP timeout.
-DEFAULT_LEASE = timedelta(minutes=15)
+# Renewed while the worker is busy with the batch (core.outbox.renewing_claims), so a worker
+# killed mid-batch holds its emails back for at most this long.
+DEFAULT_LEASE = timedelta(seconds=90)
 ERROR_MAX_CHARS = 500
 
 
@@ -251,21 +253,35 @@ def deliver_due_emails(
     with session_factory() as session:
         claimed = claim_due_emails(session, now, batch=batch, lease=lease, report=report)
         session.commit()
-    for email in claimed:
-        try:
-            email = _opened(email, keyring)
-        except SecretUnreadable as exc:
-            log.error("email %s (%s) cannot be opened: %s", email.id, email.kind, exc.message)
-            report.failed += 1
-            values: dict[str, Any] = {"status": FAILED, "last_error": exc.message,
-                                      **SCRUBBED_BODIES}  # fmt: skip
-        else:
-            values = _attempt(backend, email, mail_from, now, report)
-        with session_factory() as session:
-            if not record_claimed_outcome(session, OutboxEmail, email.id, email.attempt, values):
-                log.warning("email %s: claim was lost before the outcome was recorded", email.id)
-            session.commit()
+    leases = [(email.id, email.attempt) for email in claimed]
+    with renewing_claims(session_factory, OutboxEmail, leases, started=now, lease=lease):
+        for email in claimed:
+            _deliver_one(session_factory, backend, email, keyring, mail_from, now, report)
     return report
+
+
+def _deliver_one(
+    session_factory: Callable[[], Session],
+    backend: MailBackend,
+    email: ClaimedEmail,
+    keyring: Keyring | None,
+    mail_from: str,
+    now: datetime,
+    report: DeliveryReport,
+) -> None:
+    """Open, send and record one claimed email (its outcome only while the claim holds)."""
+    try:
+        email = _opened(email, keyring)
+    except SecretUnreadable as exc:
+        log.error("email %s (%s) cannot be opened: %s", email.id, email.kind, exc.message)
+        report.failed += 1
+        values: dict[str, Any] = {"status": FAILED, "last_error": exc.message, **SCRUBBED_BODIES}
+    else:
+        values = _attempt(backend, email, mail_from, now, report)
+    with session_factory() as session:
+        if not record_claimed_outcome(session, OutboxEmail, email.id, email.attempt, values):
+            log.warning("email %s: claim was lost before the outcome was recorded", email.id)
+        session.commit()
 
 
 def _opened(email: ClaimedEmail, keyring: Keyring | None) -> ClaimedEmail:

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from verifier.core.audit import record_event
-from verifier.core.outbox import record_claimed_outcome
+from verifier.core.outbox import record_claimed_outcome, renewing_claims
 from verifier.errors import ConflictError, NotFoundError
 from verifier.models import OutboxEmail, WebhookDelivery, WebhookEvent
 from verifier.notify.mail import (
@@ -42,7 +42,9 @@ PENDING, SENDING, DELIVERED, FAILED, SKIPPED = (
 )
 WEBHOOK_STATES = (PENDING, SENDING, DELIVERED, FAILED, SKIPPED)
 MAX_WEBHOOK_ATTEMPTS = 15
-DEFAULT_LEASE = timedelta(minutes=10)
+# Renewed while the worker is busy with the batch (core.outbox.renewing_claims), so a worker
+# killed mid-batch holds its events back for at most this long.
+DEFAULT_LEASE = timedelta(seconds=60)
 SIGNATURE_HEADER = "Verifier-Signature"
 EVENT_ID_HEADER = "Verifier-Event-Id"
 USER_AGENT = "Verifier-Webhooks/1"
@@ -272,12 +274,15 @@ def deliver_due_webhooks(
             session.commit()
         if not claimed:
             break
-        for event in claimed:
-            # Signed with the time of this attempt, not of the pass: a slow pass must not
-            # push the signature towards the shop's tolerance.
-            sent_at = now + timedelta(seconds=time.monotonic() - started)
-            result = post_event(url, secret, event, sent_at, timeout)
-            _record(session_factory, event, result, _outcome(event, result, now, report), now)
+        leases = [(event.id, event.attempt) for event in claimed]
+        with renewing_claims(session_factory, WebhookEvent, leases, started=now, lease=lease):
+            for event in claimed:
+                # Signed with the time of this attempt, not of the pass: a slow pass must not
+                # push the signature towards the shop's tolerance.
+                sent_at = now + timedelta(seconds=time.monotonic() - started)
+                result = post_event(url, secret, event, sent_at, timeout)
+                outcome = _outcome(event, result, now, report)
+                _record(session_factory, event, result, outcome, now)
         done += len(claimed)
     return report
 
