@@ -342,6 +342,10 @@ def finish_shredded(
             # documents still stored, and neither would set documents_purged_at.
             stmt = stmt.with_for_update(skip_locked=True, of=(Document, VerificationCase))
         rows = session.execute(stmt).all()
+        if _dialect(session) != "postgresql":
+            # SQLite has one write lock for the whole database: end this transaction before
+            # the file I/O, or every order and upload would wait for the unlinks and fsyncs.
+            session.commit()
         removed, errors = delete_blobs(uploads_dir, [row.blob_name for row in rows])
         finished = [row for row in rows if row.blob_name not in errors]
         for row in rows:
