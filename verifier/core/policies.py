@@ -119,7 +119,11 @@ def create_policy_version(
         raise ValueError(f"unknown policy fields: {sorted(unknown)}")
     for _attempt in range(VERSION_ATTEMPTS):
         base = current_policy(session)
-        next_version = (session.scalar(select(func.max(SamplingPolicy.version))) or 0) + 1
+        # The version after the one the copy is made from, not max() + 1: read separately,
+        # max() could already count a version committed since `base` was read, and this
+        # copy would silently drop that version's change. Taken, the insert fails and the
+        # loop starts again from the newer base.
+        next_version = base.version + 1
         fields = {
             "rate_bp": base.rate_bp,
             "amount_threshold_minor": base.amount_threshold_minor,
