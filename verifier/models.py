@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -137,6 +138,19 @@ class LoginLock(Base):
     last_failure_at: Mapped[datetime]
 
 
+class SavedFilter(Base):
+    """A reviewer's named queue filter: the queue's query string, replayed as a link."""
+
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("staff_user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    query: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -177,9 +191,17 @@ class SamplingPolicy(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+# Linked history (verifier.review.history) looks each key up newest first, per key.
+LINK_KEY_COLUMNS = ("email_key", "card_key", "billing_key", "shipping_key", "phone_key",
+                    "ip_address", "device_id")  # fmt: skip
+
+
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="amount"),
+        *(Index(f"ix_orders_{name}", name, "id") for name in LINK_KEY_COLUMNS),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
@@ -200,6 +222,16 @@ class Order(Base):
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str] = mapped_column(String(4))
     cardholder_name: Mapped[str] = mapped_column(String(200))
+    # Optional: what the shop knows of the customer's phone, connection and device.
+    customer_phone: Mapped[str | None] = mapped_column(String(40))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    device_id: Mapped[str | None] = mapped_column(String(100))
+    # Link keys (verifier.core.linkkeys), written at intake; cleared when anonymised.
+    email_key: Mapped[str | None] = mapped_column(String(32))
+    card_key: Mapped[str | None] = mapped_column(String(32))
+    billing_key: Mapped[str | None] = mapped_column(String(32))
+    shipping_key: Mapped[str | None] = mapped_column(String(32))
+    phone_key: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     anonymised_at: Mapped[datetime | None]
 
@@ -226,6 +258,9 @@ class SamplingDecision(Base):
     policy: Mapped[SamplingPolicy] = relationship()
 
 
+FOUR_EYES = text("proposed_rejection_by_id IS NOT NULL AND status = 'in_review'")
+
+
 class VerificationCase(Base):
     __tablename__ = "verification_cases"
     __table_args__ = (
@@ -241,12 +276,30 @@ class VerificationCase(Base):
         Index(
             "ix_verification_cases_waiting", "status", text("coalesce(submitted_at, updated_at)")
         ),
+        # Queue sorts: longest waiting first, largest amount first.
+        Index(
+            "ix_verification_cases_queue_wait",
+            "status",
+            text("coalesce(submitted_at, created_at)"),
+            "id",
+        ),
+        Index("ix_verification_cases_amount", "status", "amount_minor", "id"),
+        # Rejections waiting for a second reviewer (four-eyes): few, listed on their own.
+        Index(
+            "ix_verification_cases_four_eyes",
+            "created_at",
+            "id",
+            sqlite_where=FOUR_EYES,
+            postgresql_where=FOUR_EYES,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(40), index=True)
+    # The order's amount, copied when the case opens, so the queue sorts by it on one index.
+    amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]

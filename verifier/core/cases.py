@@ -37,8 +37,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 def open_case(session: Session, order: Order, reason: str, now: datetime) -> VerificationCase:
     """Open the verification case of a flagged order, awaiting the customer's documents."""
     case = VerificationCase(
-        order=order, status=AWAITING_DOCUMENTS, reason=reason, created_at=now, updated_at=now
-    )
+        order=order, status=AWAITING_DOCUMENTS, reason=reason, amount_minor=order.amount_minor,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
     session.add(case)
     session.flush()
     record_event(

@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 
 from verifier.errors import ConflictError, ValidationError
 from verifier.intake.orders import submit_order
-from verifier.intake.payload import ADDRESS_FIELDS, parse_order
+from verifier.intake.payload import ADDRESS_ALIASES, ADDRESS_FIELDS, parse_order
 from verifier.portal.customer_mail import PortalContext
 
-ADDRESS_COLUMNS = [f"{p}_{f}" for p in ("billing", "shipping") for f in ADDRESS_FIELDS]
+ADDRESS_NAMES = [*ADDRESS_FIELDS, *ADDRESS_ALIASES]
+ADDRESS_COLUMNS = [f"{p}_{f}" for p in ("billing", "shipping") for f in ADDRESS_NAMES]
 COLUMNS = [
     "external_id", "placed_at", "amount", "currency", "customer_name", "customer_email",
-    *ADDRESS_COLUMNS, "card_brand", "card_last4", "card_holder_name",
+    "customer_phone", *ADDRESS_COLUMNS, "card_brand", "card_last4", "card_holder_name",
+    "ip_address", "device_id",
 ]  # fmt: skip
 REQUIRED_COLUMNS = {
     "external_id", "placed_at", "amount", "currency", "customer_name", "customer_email",
@@ -54,9 +56,12 @@ def row_to_payload(row: dict[str, str]) -> dict[str, Any]:
     payload: dict[str, Any] = {
         k: cell(k) for k in ("external_id", "placed_at", "amount", "currency")
     }
-    payload["customer"] = {"name": cell("customer_name"), "email": cell("customer_email")}
-    payload["billing_address"] = group("billing", ADDRESS_FIELDS)
-    payload["shipping_address"] = group("shipping", ADDRESS_FIELDS)
+    payload["customer"] = {"name": cell("customer_name"), "email": cell("customer_email"),
+                           "phone": cell("customer_phone")}  # fmt: skip
+    payload["billing_address"] = group("billing", ADDRESS_NAMES)
+    payload["shipping_address"] = group("shipping", ADDRESS_NAMES)
+    payload["ip_address"] = cell("ip_address")
+    payload["device_id"] = cell("device_id")
     payload["card"] = {
         "brand": cell("card_brand"),
         "last4": cell("card_last4"),
@@ -75,7 +80,14 @@ def column_for(path: str) -> str:
 def check_header(fieldnames: Sequence[str] | None) -> None:
     """Raise ValidationError naming missing or unknown columns before any line is read."""
     names = [n.strip() for n in fieldnames or []]
-    missing = sorted(REQUIRED_COLUMNS - set(names))
+    # An alias stands for its field's column: billing_zip for billing_postcode.
+    present = set(names) | {
+        f"{prefix}_{field}"
+        for prefix in ("billing", "shipping")
+        for alias, field in ADDRESS_ALIASES.items()
+        if f"{prefix}_{alias}" in names
+    }
+    missing = sorted(REQUIRED_COLUMNS - present)
     unknown = sorted(set(names) - set(COLUMNS))
     problems = {}
     if missing:

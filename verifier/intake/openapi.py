@@ -29,7 +29,8 @@ def _text(max_len: int, *, required: bool = False) -> dict[str, Any]:
 _address = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["line1", "city", "country"],
+    "required": ["city", "country"],
+    "anyOf": [{"required": ["line1"]}, {"required": ["address1"]}],
     "properties": {
         "name": _text(200),
         "line1": _text(200, required=True),
@@ -37,6 +38,13 @@ _address = {
         "city": _text(200, required=True),
         "region": _text(200),
         "postcode": _text(200),
+        # Other platforms' names for the same fields; each is stored under the name above.
+        "address1": _text(200) | {"description": "Same as line1 (give one of them)."},
+        "address2": _text(200) | {"description": "Same as line2."},
+        "state": _text(200) | {"description": "Same as region."},
+        "province": _text(200) | {"description": "Same as region."},
+        "postal_code": _text(200) | {"description": "Same as postcode."},
+        "zip": _text(200) | {"description": "Same as postcode."},
         "country": {
             "type": "string",
             "enum": sorted(COUNTRIES),
@@ -66,8 +74,16 @@ _order_in = {
             "type": "object", "additionalProperties": False, "required": ["name", "email"],
             "properties": {"name": _text(200, required=True),
                            "email": _text(254, required=True) | {
-                               "format": "email", "allOf": [{"pattern": EMAIL_RE.pattern}]}},
+                               "format": "email", "allOf": [{"pattern": EMAIL_RE.pattern}]},
+                           "phone": {"type": ["string", "null"], "maxLength": 40,
+                                     "pattern": "^\\+?[0-9 ().\\-/]*$",
+                                     "description": "Optional; 5-15 digits. Linked history "
+                                     "compares its last ten digits."}},
         },
+        "ip_address": {"type": ["string", "null"], "maxLength": 64,
+                       "description": "Optional: the customer's IPv4 or IPv6 address."},
+        "device_id": {"type": ["string", "null"], "pattern": "^[\\x21-\\x7e]{0,100}$",
+                      "description": "Optional: the shop's device or browser fingerprint id."},
         "billing_address": _address,
         "shipping_address": _address,
         "card": {

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from verifier.core.audit import record_event
 from verifier.core.cases import open_case
+from verifier.core.linkkeys import link_keys
 from verifier.core.policies import PolicyInForce, current_policy
 from verifier.core.sampling import OrderFacts, draw_sample
 from verifier.errors import ConflictError
@@ -159,7 +160,9 @@ def submit_order(
 
 ORDER_FIELDS = ("external_id", "payload_hash", "source", "placed_at", "amount_minor", "currency",
                 "customer_name", "customer_email", "billing_address", "shipping_address",
-                "card_brand", "card_last4", "cardholder_name", "created_at")  # fmt: skip
+                "card_brand", "card_last4", "cardholder_name", "created_at", "customer_phone",
+                "ip_address", "device_id", "email_key", "card_key", "billing_key",
+                "shipping_key", "phone_key")  # fmt: skip
 
 
 @cache
@@ -196,6 +199,15 @@ def _insert_new_order(
         "card_last4": data.card_last4,
         "cardholder_name": data.cardholder_name,
         "created_at": now,
+        "customer_phone": data.customer_phone,
+        "ip_address": data.ip_address,
+        "device_id": data.device_id,
     }
+    # The linked history's keys ride in the same INSERT: no extra statement.
+    values |= link_keys(
+        email=data.customer_email, card_brand=data.card_brand, card_last4=data.card_last4,
+        cardholder_name=data.cardholder_name, billing_address=data.billing_address,
+        shipping_address=data.shipping_address, phone=data.customer_phone,
+    ).columns()  # fmt: skip
     statement = _order_insert(session.bind.dialect.name)
     return session.scalars(statement, values).first()

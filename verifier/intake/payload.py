@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from verifier.core.checks import COUNTRIES, EMAIL_RE, EXTERNAL_ID_RE, PAN_RE
+from verifier.core.linkkeys import normal_ip, phone_digits
 from verifier.errors import ValidationError
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -29,10 +30,23 @@ TOP_FIELDS = {
     "billing_address",
     "shipping_address",
     "card",
+    "ip_address",
+    "device_id",
 }
 ADDRESS_FIELDS = {"name": False, "line1": True, "line2": False, "city": True, "region": False,
                   "postcode": False, "country": True}  # fmt: skip
-CUSTOMER_FIELDS = {"name": True, "email": True}
+# The names shop platforms use for the same address fields (Shopify, WooCommerce, Magento):
+# each is stored under the canonical name, so a resend under either name is the same order.
+ADDRESS_ALIASES = {"address1": "line1", "address2": "line2", "state": "region",
+                   "province": "region", "postal_code": "postcode", "zip": "postcode"}  # fmt: skip
+CUSTOMER_FIELDS = {"name": True, "email": True, "phone": False}
+# Optional fields added after orders were first stored: left out of the payload hash when
+# not sent, so an order stored before them still matches its resend.
+OPTIONAL_HASHED = ("customer_phone", "ip_address", "device_id")
+MAX_PHONE_DIGITS = 15  # E.164
+MIN_PHONE_DIGITS = 5
+PHONE_RE = re.compile(r"^\+?[0-9 ().\-/]+$")
+DEVICE_ID_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 CARD_FIELDS = {"brand": False, "last4": True, "holder_name": True}
 
 
@@ -51,10 +65,16 @@ class OrderInput:
     card_brand: str | None
     card_last4: str
     cardholder_name: str
+    customer_phone: str | None = None
+    ip_address: str | None = None
+    device_id: str | None = None
 
     def payload_hash(self) -> str:
         """SHA-256 of the canonical form: the same order sent twice hashes the same."""
         data = asdict(self)
+        for name in OPTIONAL_HASHED:
+            if data[name] is None:
+                del data[name]
         data["placed_at"] = self.placed_at.astimezone(UTC).isoformat()
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -113,11 +133,28 @@ def _object(
     return value
 
 
+def _canonical_address(errors: _Errors, raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """`raw` with every alias under its canonical name; two names for one field clash."""
+    out = {k: v for k, v in raw.items() if k not in ADDRESS_ALIASES}
+    for alias, name in ADDRESS_ALIASES.items():
+        value = raw.get(alias)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        given = out.get(name)
+        if given is not None and not (isinstance(given, str) and not given.strip()):
+            if given != value:
+                errors.add(f"{key}.{alias}", f"Give either {name} or {alias}, not both.")
+            continue
+        out[name] = value
+    return out
+
+
 def _address(errors: _Errors, obj: dict[str, Any], key: str) -> dict[str, str]:
-    raw = _object(errors, obj, key, ADDRESS_FIELDS)
+    raw = _object(errors, obj, key, ADDRESS_FIELDS | dict.fromkeys(ADDRESS_ALIASES, False))
     out: dict[str, str] = {}
     if raw is None:
         return out
+    raw = _canonical_address(errors, raw, key)
     for name, required in ADDRESS_FIELDS.items():
         if name == "country":
             continue
@@ -178,11 +215,71 @@ def _placed_at(errors: _Errors, value: Any, now: datetime) -> datetime | None:
     if placed.tzinfo is None:
         errors.add("placed_at", "Include a timezone, such as Z or +01:00.")
         return None
-    placed = placed.astimezone(UTC)
+    try:
+        placed = placed.astimezone(UTC)
+    except OverflowError:  # a time near year 1 or 9999 whose UTC form is out of range
+        errors.add("placed_at", "Is out of range.")
+        return None
     if placed > now + MAX_FUTURE:
         errors.add("placed_at", "Is in the future.")
         return None
     return placed
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        n = int(char) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def _phone(errors: _Errors, customer: dict[str, Any]) -> str | None:
+    # Not _text's card-number check: a phone is a run of digits. A number in international
+    # form (+...) never is a card number; a 13-15 digit one without it that passes the Luhn
+    # check may be, and is refused.
+    path = "customer.phone"
+    value = customer.get("phone")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        errors.add(path, "Must be a string.")
+        return None
+    value = " ".join(value.split())
+    digits = phone_digits(value)
+    if len(value) > 40 or not PHONE_RE.match(value):
+        errors.add(
+            path, "Use digits, spaces, '+', '-', '.', '/' and brackets, such as +44 20 7946 0000."
+        )
+        return None
+    if not MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS:
+        errors.add(path, f"Must have {MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} digits.")
+        return None
+    if not value.startswith("+") and len(digits) >= 13 and digits[0] != "0" and _luhn(digits):
+        errors.add(path, "Looks like a card number; never send full card numbers.")
+        return None
+    return value
+
+
+def _ip_address(errors: _Errors, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
+        return normal_ip(value)
+    except ValueError:
+        errors.add("ip_address", "Must be an IPv4 or IPv6 address, such as 203.0.113.7.")
+        return None
+
+
+def _device_id(errors: _Errors, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not DEVICE_ID_RE.match(value.strip()):
+        errors.add("device_id", "Use 1-100 visible ASCII characters, without spaces.")
+        return None
+    return value.strip()
 
 
 def parse_order(payload: Any, now: datetime) -> OrderInput:
@@ -218,6 +315,7 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
     email = _text(errors, customer, "email", "customer.email", required=named, max_len=254)
     if email is not None and not EMAIL_RE.match(email):
         errors.add("customer.email", "Must be an email address.")
+    phone = _phone(errors, customer)
     billing = _address(errors, payload, "billing_address")
     shipping = _address(errors, payload, "shipping_address")
 
@@ -229,6 +327,8 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
     if carded and (not isinstance(last4, str) or not re.fullmatch(r"\d{4}", last4)):
         errors.add("card.last4", "Must be exactly four digits, as a string.")
     holder = _text(errors, card, "holder_name", "card.holder_name", required=carded)
+    ip_address = _ip_address(errors, payload.get("ip_address"))
+    device_id = _device_id(errors, payload.get("device_id"))
 
     if errors.fields:
         raise ValidationError("The order has invalid fields.", errors.fields)
@@ -249,4 +349,7 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
         card_brand=brand.lower() if brand else None,
         card_last4=last4,
         cardholder_name=holder,
+        customer_phone=phone,
+        ip_address=ip_address,
+        device_id=device_id,
     )

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from verifier.models import OPEN_CASE_STATES, Order, OutboxEmail, VerificationCase
+from verifier.models import LINK_KEY_COLUMNS, OPEN_CASE_STATES, Order, OutboxEmail, VerificationCase
 
 PLACEHOLDER = "[anonymised]"
 # RFC 2606 reserves .invalid: mail to it can never reach anyone.
@@ -47,6 +47,9 @@ def anonymise_orders(session: Session, order_ids: Iterable[int], now: datetime) 
                 # The old hash could confirm a guessed payload; a resend now answers 409.
                 payload_hash=hashlib.sha256(f"anonymised:{order.external_id}".encode()).hexdigest(),
                 anonymised_at=now,
+                # An anonymised order links to nothing: every key of the linked history goes.
+                customer_phone=None,
+                **dict.fromkeys(LINK_KEY_COLUMNS),
             )
             .execution_options(synchronize_session=False)
         )
