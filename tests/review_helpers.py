@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from verifier.core.linkkeys import link_keys
 from verifier.models import IN_REVIEW, Document, Order, StaffUser, VerificationCase
 from verifier.vault.storage import Keyring, put_blob
 
@@ -26,32 +27,57 @@ def make_case(
     session: Session,
     external_id: str,
     *,
-    status: str = IN_REVIEW,
+    status: str | None = IN_REVIEW,
     created_at: datetime | None = None,
     reason: str = "random",
     email: str = "alice@example.com",
+    card_last4: str = "4242",
+    holder: str = "Alice Meyer",
+    billing: dict | None = None,
+    shipping: dict | None = None,
+    phone: str | None = None,
+    ip_address: str | None = None,
+    device_id: str | None = None,
+    amount_minor: int = 12999,
+    name: str = "Alice Meyer",
 ) -> VerificationCase:
+    """A case (and its order, with its link keys) in any state; None `status` makes a
+    cleared order without a case, returned as None."""
     created_at = created_at or NOW - timedelta(hours=2)
+    billing = billing or ADDRESS
+    shipping = shipping or billing
+    keys = link_keys(email=email, card_brand="visa", card_last4=card_last4,
+                     cardholder_name=holder, billing_address=billing, shipping_address=shipping,
+                     phone=phone)  # fmt: skip
     order = Order(
         external_id=external_id,
         payload_hash="0" * 64,
         source="api",
         placed_at=created_at,
-        amount_minor=12999,
+        amount_minor=amount_minor,
         currency="EUR",
-        customer_name="Alice Meyer",
+        customer_name=name,
         customer_email=email,
-        billing_address=ADDRESS,
-        shipping_address=ADDRESS,
+        billing_address=billing,
+        shipping_address=shipping,
         card_brand="visa",
-        card_last4="4242",
-        cardholder_name="Alice Meyer",
+        card_last4=card_last4,
+        cardholder_name=holder,
         created_at=created_at,
+        customer_phone=phone,
+        ip_address=ip_address,
+        device_id=device_id,
+        **keys.columns(),
     )
+    if status is None:
+        session.add(order)
+        session.flush()
+        return None  # type: ignore[return-value]
     case = VerificationCase(
         order=order,
         status=status,
         reason=reason,
+        amount_minor=amount_minor,
         created_at=created_at,
         updated_at=created_at,
         submitted_at=created_at + timedelta(minutes=30) if status == IN_REVIEW else None,

@@ -20,6 +20,7 @@ from verifier.policy.views import bp as settings_bp
 from verifier.portal.views import UPLOAD_OVERHEAD_BYTES
 from verifier.portal.views import bp as portal_bp
 from verifier.retention.views import bp as retention_bp
+from verifier.review.filter_views import bp as review_filters_bp
 from verifier.review.quality_views import bp as quality_bp
 from verifier.review.views import bp as review_bp
 from verifier.staff.admin_views import bp as admin_bp
@@ -111,6 +112,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(quality_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(review_filters_bp)
     app.register_blueprint(retention_bp)
     app.register_blueprint(webhooks_bp)
     # The API authenticates with Bearer keys, not cookies, so it has no CSRF exposure.

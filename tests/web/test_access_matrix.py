@@ -176,6 +176,8 @@ ROUTES = [
     # Review queue: reviewers and admins.
     Row("review.queue", "GET", "/review/", staff_only()),
     Row("review.next_case", "POST", "/review/next", staff_only(reached(303))),
+    Row("review_filters.save", "POST", "/review/filters/", staff_only(reached(303))),
+    Row("review_filters.delete", "POST", "/review/filters/delete", staff_only(FORM_POST)),
     Row("review.bulk", "POST", "/review/bulk", staff_only(FORM_POST)),
     # Reassigning is for admins even though the bulk form is on the reviewers' queue.
     Row("review.bulk", "POST", "/review/bulk",

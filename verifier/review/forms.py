@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     HiddenField,
     RadioField,
     SelectField,
@@ -16,17 +17,32 @@ from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from verifier.core.checklist import ANSWERS, CHECKS, REJECTION_REASONS
+from verifier.core.sampling import RULE_NAMES
 from verifier.review.decisions import MAX_MESSAGE, MAX_NOTE
 from verifier.review.documents import ERASE_REASONS
-from verifier.review.queue import STATE_FILTERS
+from verifier.review.queue import SORTS, STATE_FILTERS
 
 STATE_LABELS = {
     "in_review": "In review",
+    "four_eyes": "Second review",
     "awaiting_documents": "Awaiting documents",
     "resubmission_requested": "Resubmission requested",
     "decided": "Decided",
     "expired": "Expired",
     "all": "All",
+}
+SORT_LABELS = {
+    "flagged": "Oldest flagged first",
+    "newest": "Newest flagged first",
+    "waiting": "Longest waiting first",
+    "amount": "Largest amount first",
+}
+OUTCOME_LABELS = {
+    "cleared": "not sampled",
+    "rejection_proposed": "rejection proposed",
+    "awaiting_documents": "awaiting documents",
+    "in_review": "in review",
+    "resubmission_requested": "resubmission requested",
 }
 ANSWER_LABELS = {"yes": "Yes", "no": "No", "not_applicable": "Not applicable"}
 KIND_LABELS = {
@@ -61,10 +77,22 @@ class QueueFilterForm(FlaskForm):
                         default="in_review")  # fmt: skip
     reason = SelectField(
         "Sampling reason",
-        choices=_choices([("", "Any reason"), ("random", "Random sample"), ("rule", "A rule")]),
+        choices=_choices([("", "Any reason"), ("random", "Random sample"), ("rule", "Any rule"),
+                          *((r, "Rule: " + r.replace("_", " ")) for r in RULE_NAMES)]),
         default="",
-    )
-    q = StringField("Order number or customer email", validators=[Length(max=254)])
+    )  # fmt: skip
+    q = StringField("Order number, email or name", validators=[Length(max=254)])
+    sort = SelectField("Sort", choices=_choices((k, SORT_LABELS[k]) for k in SORTS),
+                       default="flagged")  # fmt: skip
+    late = BooleanField("Late only")
+    mine = BooleanField("Claimed by me")
+    amount_min = StringField("Amount from", validators=[Length(max=20)])
+    amount_max = StringField("to", validators=[Length(max=20)])
+
+
+class SaveFilterForm(FlaskForm):
+    name = StringField("Save these filters as", validators=[InputRequired(), Length(max=60)])
+    query = HiddenField()
 
 
 class ActionForm(FlaskForm):

@@ -12,12 +12,14 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, select, tuple_, union
-from sqlalchemy.orm import InstrumentedAttribute, Session, contains_eager, selectinload
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from verifier.core.rollups import case_counts
+from verifier.core.sampling import RULE_NAMES
 from verifier.core.settings import Settings
 from verifier.errors import NotFoundError, ValidationError
 from verifier.models import (
@@ -26,6 +28,7 @@ from verifier.models import (
     DECLINED,
     DOCUMENT_KINDS,
     EXPIRED,
+    FOUR_EYES,
     IN_REVIEW,
     REJECTED,
     RESUBMISSION_REQUESTED,
@@ -34,23 +37,29 @@ from verifier.models import (
     StaffUser,
     VerificationCase,
 )
+from verifier.review.history import History, linked_history, rejection_hints
+from verifier.review.search import match_orders
 
 DECIDED = "decided"
 ALL = "all"
+SECOND_REVIEW = "four_eyes"  # rejections proposed, waiting for a second reviewer
 DECIDED_STATES = (APPROVED, REJECTED, DECLINED)
 # Queue tabs: name -> the case states it lists.
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     IN_REVIEW: (IN_REVIEW,),
+    SECOND_REVIEW: (IN_REVIEW,),
     AWAITING_DOCUMENTS: (AWAITING_DOCUMENTS,),
     RESUBMISSION_REQUESTED: (RESUBMISSION_REQUESTED,),
     DECIDED: DECIDED_STATES,
     EXPIRED: (EXPIRED,),
     ALL: (),
 }
-REASON_FILTERS = ("random", "rule")
+REASON_FILTERS = ("random", "rule", *RULE_NAMES)
+# Sorts: name -> newest/largest first? The default lists the oldest flagged first (decided:
+# the most recently decided first).
+SORTS = {"flagged": False, "newest": True, "waiting": False, "amount": True}
 MAX_LIMIT = 200
-# A search term matches at most this many orders by number and as many by email.
-MAX_MATCHES = 1000
+MAX_AMOUNT_MINOR = 10**13
 # Replaced documents are crypto-shredded by the portal at once: nothing left to show.
 VISIBLE_DOCUMENT_STATES = ("active", "erased")
 
@@ -58,8 +67,19 @@ VISIBLE_DOCUMENT_STATES = ("active", "erased")
 @dataclass(frozen=True)
 class QueueFilters:
     state: str = IN_REVIEW
-    reason: str | None = None  # "random", "rule" (any forcing rule), or None for both
+    reason: str | None = None  # "random", "rule" (any forcing rule), a rule's name, or None
     search: str = ""
+    sort: str = "flagged"
+    late: bool = False  # in review for longer than the review target
+    mine: bool = False  # claimed by the reviewer looking
+    amount_min: int | None = None  # minor units, any currency
+    amount_max: int | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether anything beyond the state tab and the sort narrows the list."""
+        return bool(self.reason or self.search or self.late or self.mine
+                    or self.amount_min is not None or self.amount_max is not None)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,12 +88,21 @@ class QueueRow:
     age: timedelta
     late: bool
     holder: str | None  # email of the reviewer holding the claim, while it lasts
+    hint: str | None = None  # "2 earlier rejections with this card"
+
+    @property
+    def state(self) -> str:
+        """The state shown: a rejection awaiting its second reviewer is one of its own."""
+        if self.case.status == IN_REVIEW and self.case.proposed_rejection_by_id is not None:
+            return SECOND_REVIEW
+        return self.case.status
 
 
 @dataclass(frozen=True)
 class QueuePage:
     rows: list[QueueRow]
     next_cursor: str | None
+    more_matches: bool = False  # the search term matched more orders than were searched
 
 
 @dataclass(frozen=True)
@@ -88,34 +117,80 @@ class CaseView:
     age: timedelta
     late: bool
     staff: dict[int, str] = field(default_factory=dict)
+    history: History | None = None
 
 
-def clean_filters(state: str | None, reason: str | None, search: str | None) -> QueueFilters:
+def _amount(raw: str | None, name: str) -> int | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValidationError(
+            "Amounts are numbers.", {name: "Enter an amount such as 100 or 99.50."}
+        ) from None
+    if not value.is_finite() or value < 0 or value * 100 >= MAX_AMOUNT_MINOR:
+        raise ValidationError("That amount is out of range.", {name: "Enter zero or more."})
+    return int(value * 100)
+
+
+def clean_filters(
+    state: str | None = None,
+    reason: str | None = None,
+    search: str | None = None,
+    *,
+    sort: str | None = None,
+    late: bool = False,
+    mine: bool = False,
+    amount_min: str | None = None,
+    amount_max: str | None = None,
+) -> QueueFilters:
     """Normalise raw filter values; raises ValidationError naming the bad one."""
     state = state or IN_REVIEW
     if state not in STATE_FILTERS:
         raise ValidationError("Unknown queue state.", {"state": "Unknown state."})
     if reason and reason not in REASON_FILTERS:
-        raise ValidationError("Unknown sampling reason.", {"reason": "Choose random or rule."})
-    return QueueFilters(state=state, reason=reason or None, search=(search or "").strip()[:254])
+        raise ValidationError("Unknown sampling reason.", {"reason": "Choose random or a rule."})
+    if sort and sort not in SORTS:
+        raise ValidationError("Unknown sort.", {"sort": "Unknown sort."})
+    low, high = _amount(amount_min, "amount_min"), _amount(amount_max, "amount_max")
+    if low is not None and high is not None and low > high:
+        raise ValidationError("The amount range is empty.", {"amount_max": "Below the minimum."})
+    return QueueFilters(state=state, reason=reason or None, search=(search or "").strip()[:254],
+                        sort=sort or "flagged", late=late, mine=mine, amount_min=low,
+                        amount_max=high)  # fmt: skip
 
 
-def _sort_column(filters: QueueFilters) -> InstrumentedAttribute[datetime]:
-    # Decided cases list newest first by the time they reached their final state.
-    return VerificationCase.updated_at if filters.state == DECIDED else VerificationCase.created_at
+def _waiting_since() -> ColumnElement[datetime]:
+    return func.coalesce(VerificationCase.submitted_at, VerificationCase.created_at)
 
 
-def encode_cursor(moment: datetime, case_id: int) -> str:
-    raw = f"{moment.astimezone(UTC).isoformat()}|{case_id}".encode()
+def _sort_key(filters: QueueFilters) -> tuple[Any, bool]:
+    """The column the queue pages on, and whether it runs newest (largest) first."""
+    if filters.sort == "amount":
+        return VerificationCase.amount_minor, True
+    if filters.sort == "waiting":
+        return _waiting_since(), False
+    if filters.state == DECIDED and filters.sort == "flagged":
+        # Decided cases list newest first by the time they reached their final state.
+        return VerificationCase.updated_at, True
+    return VerificationCase.created_at, SORTS[filters.sort]
+
+
+def encode_cursor(moment: datetime | int, case_id: int) -> str:
+    value = moment if isinstance(moment, int) else moment.astimezone(UTC).isoformat()
+    raw = f"{value}|{case_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: str, *, numeric: bool = False) -> tuple[datetime | int, int]:
     """Parse a cursor made by encode_cursor; raises ValidationError for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, case_id = raw.split("|")
-        parsed = datetime.fromisoformat(moment)
+        value, case_id = raw.split("|")
+        if numeric:
+            return int(value), int(case_id)
+        parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("naive")
         return parsed, int(case_id)
@@ -123,14 +198,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValidationError("That page link is not valid.", {"after": "Bad cursor."}) from None
 
 
-def _prefix_range(column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
-    """`column` starts with `prefix`, as an index range scan (plus an exact check)."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < upper, column.startswith(prefix, autoescape=True))
+def queue_query(
+    filters: QueueFilters,
+    *,
+    now: datetime,
+    settings: Settings,
+    me: int | None = None,
+    matches: list[int] | None = None,
+) -> Select[VerificationCase]:
+    """The queue's SELECT without paging: cases joined to their orders, filtered.
 
-
-def queue_query(filters: QueueFilters) -> Select[VerificationCase]:
-    """The queue's SELECT without paging: cases joined to their orders, filtered."""
+    `matches` are the ids of the orders a search found (match_orders): found first, each
+    through the search index, so the planner never walks the whole queue testing the term.
+    """  # fmt: skip
     query = (
         select(VerificationCase)
         .join(VerificationCase.order)
@@ -141,22 +221,27 @@ def queue_query(filters: QueueFilters) -> Select[VerificationCase]:
         query = query.where(VerificationCase.status == states[0])
     elif states:
         query = query.where(VerificationCase.status.in_(states))
+    if filters.state == SECOND_REVIEW:
+        query = query.where(FOUR_EYES)
     if filters.reason == "random":
         query = query.where(VerificationCase.reason == "random")
     elif filters.reason == "rule":
-        query = query.where(VerificationCase.reason != "random")
-    if filters.search:
-        term = filters.search.lower()
-        # Emails are stored lower-cased; external ids have a lower-cased column of their own.
-        # The matching orders are found first, each through its own index, so the planner
-        # never walks the whole queue in date order testing every row against the term.
-        by_number = select(Order.id).where(_prefix_range(Order.external_id_lower, term))
-        by_email = select(Order.id).where(_prefix_range(Order.customer_email, term))
-        # SQLite takes a LIMIT inside a UNION only within a subquery.
-        matches = union(
-            *(select(q.limit(MAX_MATCHES).subquery().c.id) for q in (by_number, by_email))
+        query = query.where(VerificationCase.reason.in_(RULE_NAMES))
+    elif filters.reason:
+        query = query.where(VerificationCase.reason == filters.reason)
+    if filters.late:
+        cutoff = now - timedelta(hours=settings.review_target_hours)
+        query = query.where(VerificationCase.status == IN_REVIEW, _waiting_since() < cutoff)
+    if filters.mine:
+        query = query.where(
+            VerificationCase.claimed_by_id == me, VerificationCase.lease_expires_at > now
         )
-        query = query.where(VerificationCase.order_id.in_(select(matches.subquery().c.id)))
+    if filters.amount_min is not None:
+        query = query.where(VerificationCase.amount_minor >= filters.amount_min)
+    if filters.amount_max is not None:
+        query = query.where(VerificationCase.amount_minor <= filters.amount_max)
+    if matches is not None:
+        query = query.where(VerificationCase.order_id.in_(matches))
     return query
 
 
@@ -165,6 +250,7 @@ def _age(case: VerificationCase, now: datetime) -> timedelta:
 
 
 def _late(case: VerificationCase, now: datetime, settings: Settings) -> bool:
+    # The queue's "late" filter says the same in SQL (queue_query).
     return case.status == IN_REVIEW and _age(case, now) > timedelta(
         hours=settings.review_target_hours
     )
@@ -187,18 +273,23 @@ def list_queue(
     limit: int = 50,
     now: datetime,
     settings: Settings,
+    me: int | None = None,
 ) -> QueuePage:
-    """One page of the queue, oldest first (decided: newest first), after the `after` cursor."""
+    """One page of the queue in the filters' sort, after the `after` cursor, with each row's
+    linked-history hint."""
     limit = max(1, min(limit, MAX_LIMIT))
-    sort = _sort_column(filters)
-    newest_first = filters.state == DECIDED
-    query = queue_query(filters)
+    sort, descending = _sort_key(filters)
+    matches = match_orders(session, filters.search) if filters.search else None
+    if matches is not None and not matches.order_ids:
+        return QueuePage(rows=[], next_cursor=None)
+    query = queue_query(filters, now=now, settings=settings, me=me,
+                        matches=matches.order_ids if matches else None)  # fmt: skip
     if after:
-        moment, case_id = decode_cursor(after)
+        value, case_id = decode_cursor(after, numeric=filters.sort == "amount")
         key = tuple_(sort, VerificationCase.id)
-        query = query.where(key < (moment, case_id) if newest_first else key > (moment, case_id))
-    order: list[InstrumentedAttribute[Any] | UnaryExpression[Any]] = [sort, VerificationCase.id]
-    if newest_first:
+        query = query.where(key < (value, case_id) if descending else key > (value, case_id))
+    order = [sort, VerificationCase.id]
+    if descending:
         order = [column.desc() for column in order]
     cases = session.scalars(query.order_by(*order).limit(limit + 1)).all()
     more = len(cases) > limit
@@ -206,6 +297,7 @@ def list_queue(
     labels = staff_labels(
         session, {c.claimed_by_id for c in cases if c.lease_expires_at and c.lease_expires_at > now}
     )
+    hints = rejection_hints(session, [c.order_id for c in cases])
     rows = [
         QueueRow(
             case=c,
@@ -214,14 +306,25 @@ def list_queue(
             holder=labels.get(c.claimed_by_id)
             if c.claimed_by_id is not None and c.lease_expires_at and c.lease_expires_at > now
             else None,
+            hint=hints.get(c.order_id),
         )
         for c in cases
     ]
     cursor = None
     if more and cases:
-        last = cases[-1]
-        cursor = encode_cursor(last.updated_at if newest_first else last.created_at, last.id)
-    return QueuePage(rows=rows, next_cursor=cursor)
+        cursor = encode_cursor(_sort_value(cases[-1], filters), cases[-1].id)
+    return QueuePage(rows=rows, next_cursor=cursor,
+                     more_matches=bool(matches and matches.more))  # fmt: skip
+
+
+def _sort_value(case: VerificationCase, filters: QueueFilters) -> datetime | int:
+    if filters.sort == "amount":
+        return case.amount_minor
+    if filters.sort == "waiting":
+        return case.submitted_at or case.created_at
+    if filters.state == DECIDED and filters.sort == "flagged":
+        return case.updated_at
+    return case.created_at
 
 
 def queue_counts(session: Session) -> dict[str, int]:
@@ -233,6 +336,10 @@ def queue_counts(session: Session) -> dict[str, int]:
         if states
     }
     counts[ALL] = sum(per_status.values())
+    # Few at any time, counted through their partial index.
+    counts[SECOND_REVIEW] = (
+        session.scalar(select(func.count()).select_from(VerificationCase).where(FOUR_EYES)) or 0
+    )
     return counts
 
 
@@ -266,4 +373,5 @@ def get_case_view(session: Session, case_id: int, now: datetime, settings: Setti
         age=_age(case, now),
         late=_late(case, now, settings),
         staff=labels,
+        history=linked_history(session, case.order),
     )

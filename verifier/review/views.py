@@ -1,6 +1,6 @@
 """The staff review queue and case pages.
 
-GET  /review/                                  the queue: filters, counts, keyset pages
+GET  /review/                                  the queue: filters, sorts, counts, keyset pages
 POST /review/next                              claim the oldest free case and open it
 POST /review/bulk                              release / reassign / extend links
 GET  /review/cases/<id>                        order beside documents, checklist, decisions
@@ -60,6 +60,8 @@ from verifier.review.forms import (
     ANSWER_LABELS,
     BULK_ACTIONS,
     KIND_LABELS,
+    OUTCOME_LABELS,
+    SORT_LABELS,
     STATE_LABELS,
     ActionForm,
     BulkForm,
@@ -68,13 +70,22 @@ from verifier.review.forms import (
     OverturnForm,
     QueueFilterForm,
     ResubmissionForm,
+    SaveFilterForm,
 )
-from verifier.review.queue import clean_filters, get_case_view, list_queue, queue_counts
+from verifier.review.history import KIND_LABELS as LINK_LABELS
+from verifier.review.queue import (
+    QueuePage,
+    clean_filters,
+    get_case_view,
+    list_queue,
+    queue_counts,
+)
+from verifier.review.saved_filters import FILTER_ARGS, filter_query, list_filters
 from verifier.vault.storage import Keyring
 from verifier.web.auth import acts_as_admin, signed_in_staff, staff_required
 from verifier.web.forms import apply_domain_errors
 
-QUEUE_FILTER_ARGS = ("state", "reason", "q")
+QUEUE_FILTER_ARGS = FILTER_ARGS
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -141,15 +152,24 @@ def queue():
     session = get_session()
     now = _now()
     settings = current_settings(session)
+    me = _me()
     try:
-        filters = clean_filters(form.state.data, form.reason.data, form.q.data)
+        filters = clean_filters(
+            form.state.data, form.reason.data, form.q.data, sort=form.sort.data,
+            late=bool(form.late.data), mine=bool(form.mine.data),
+            amount_min=form.amount_min.data, amount_max=form.amount_max.data,
+        )  # fmt: skip
         page = list_queue(
             session, filters=filters, after=request.args.get("after") or None, now=now,
-            settings=settings,
+            settings=settings, me=me.id,
         )  # fmt: skip
-    except ValidationError:
-        abort(400)  # only a hand-edited URL gets here
-    me = _me()
+    except ValidationError as exc:
+        if "after" in exc.fields or "state" in exc.fields or "sort" in exc.fields:
+            abort(400)  # only a hand-edited URL gets here
+        for name, message in exc.fields.items():
+            getattr(form, name).errors = [message]
+        filters = clean_filters(form.state.data if "state" not in exc.fields else None)
+        page = QueuePage(rows=[], next_cursor=None)
     bulk = BulkForm(back=request.full_path.rstrip("?"))
     reviewers = session.execute(
         select(StaffUser.id, StaffUser.email)
@@ -157,17 +177,17 @@ def queue():
         .order_by(StaffUser.email)
     ).all()
     bulk.reviewer.choices = [SelectChoice(row.id, row.email) for row in reviewers]
-    next_url = None
-    if page.next_cursor:
-        # Only the filters travel: url_for reads names starting with "_" as its own options.
-        args: dict[str, Any] = {k: v for k, v in request.args.items() if k in QUEUE_FILTER_ARGS}
-        next_url = url_for(".queue", **args, after=page.next_cursor)
+    # Only the filters travel: url_for reads names starting with "_" as its own options.
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in QUEUE_FILTER_ARGS and v}
+    carry = {k: v for k, v in args.items() if k != "state"}  # what the state tabs keep
+    next_url = url_for(".queue", **args, after=page.next_cursor) if page.next_cursor else None
     return render_template(
         "review/queue.html", form=form, filters=filters, page=page, counts=queue_counts(session),
         state_labels=STATE_LABELS, next_url=next_url, bulk=bulk, bulk_actions=BULK_ACTIONS,
-        is_admin=me.role == "admin", action_form=ActionForm(),
+        is_admin=me.role == "admin", action_form=ActionForm(), carry=carry, args=args,
         target_hours=settings.review_target_hours, first_page=not request.args.get("after"),
-        **HELPERS,
+        saved=list_filters(session, me.id), save_form=SaveFilterForm(query=filter_query(args)),
+        sort_labels=SORT_LABELS, **HELPERS,
     )  # fmt: skip
 
 
@@ -254,6 +274,7 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
         resubmissions_left=max(settings.max_resubmissions - case.resubmission_count, 0),
         reasons=REJECTION_REASONS, renew_seconds=max(30, min(300, settings.lease_minutes * 20)),
         retention_due_at=case_purge_due_at(session, case, settings),
+        link_labels=LINK_LABELS, outcome_labels=OUTCOME_LABELS,
         **HELPERS,
     ), status  # fmt: skip
 
