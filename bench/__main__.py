@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench import intake, intake_purge, pages, purge, upload
+from bench import history, intake, intake_purge, pages, purge, upload
 from bench.common import Result
 
 
@@ -34,6 +34,7 @@ def main() -> int:
     results = [
         *intake.run(3 if quick else 10, args.database_url),
         *pages.run([10_000, 100_000] if quick else [100_000, 1_000_000], args.database_url),
+        *history.run(100_000 if quick else 1_000_000, args.database_url),
         *purge.run(10_000 if quick else 100_000, args.database_url),
         *intake_purge.run(10_000 if quick else 100_000, 3 if quick else 8, args.database_url),
         upload.run(3 if quick else 8),

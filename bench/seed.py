@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from verifier.core.linkkeys import link_keys
 from verifier.db import make_engine, migrate
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -36,11 +37,13 @@ SURNAMES = ["Meyer", "Murphy", "Okafor", "Silva", "Novak", "Tanaka", "Dubois", "
 ORDER_COLUMNS = ("id", "external_id", "payload_hash", "source",
                  "placed_at", "amount_minor", "currency", "customer_name", "customer_email",
                  "billing_address", "shipping_address", "card_brand", "card_last4",
-                 "cardholder_name", "created_at")  # fmt: skip
+                 "cardholder_name", "created_at", "customer_phone", "ip_address", "device_id",
+                 "email_key", "card_key", "billing_key", "shipping_key",
+                 "phone_key")  # fmt: skip
 DECISION_COLUMNS = ("id", "order_id", "policy_id", "flagged", "reason", "rules_matched", "draw",
                     "rate_bp", "created_at")  # fmt: skip
 CASE_COLUMNS = ("id", "order_id", "status", "reason", "created_at", "updated_at",
-                "submitted_at", "decided_at", "resubmission_count")  # fmt: skip
+                "submitted_at", "decided_at", "resubmission_count", "amount_minor")  # fmt: skip
 
 
 def created_at(i: int, orders: int) -> datetime:
@@ -49,15 +52,30 @@ def created_at(i: int, orders: int) -> datetime:
 
 def rows(orders: int, first: int, last: int, sqlite: bool) -> Iterator[tuple[str, tuple]]:
     """("order" | "decision" | "case", row) for orders first..last, in insert order."""
-    address = json.dumps(ADDRESS)
     for i in range(first, last + 1):
         at = created_at(i, orders)
         when = at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else at
         name = f"Alex {SURNAMES[i % len(SURNAMES)]}"
         external = f"WEB-{i:07d}"
+        # Linked history: a card shared by 25 orders, an address by 20, a device by 5, an IP
+        # by 10, a phone (every other order has one) by 2; the email is the order's own.
+        place = ADDRESS | {"line1": f"{i % 50_000} High Street"}
+        email, last4 = f"customer{i}@example.com", f"{i % 10000:04d}"
+        phone = f"+44 20 {i % 500_000:07d}" if i % 2 else None
+        keys = link_keys(
+            email=email,
+            card_brand="visa",
+            card_last4=last4,
+            cardholder_name=name,
+            billing_address=place,
+            shipping_address=place,
+            phone=phone,
+        )
+        address = json.dumps(place)
         yield "order", (i, external, "0" * 64, "api", when, 1000 + i % 90000,
-                        "EUR", name, f"customer{i}@example.com", address, address, "visa",
-                        f"{i % 10000:04d}", name, when)  # fmt: skip
+                        "EUR", name, email, address, address, "visa", last4, name, when, phone,
+                        f"10.{i % 100_000 >> 16}.{i % 100_000 >> 8 & 255}.{i & 255}",
+                        f"dev-{i % 200_000}", *keys.columns().values())  # fmt: skip
         flagged = i % FLAG_EVERY == 0
         reason = ("random" if i % 30 else "amount_threshold") if flagged else "not_selected"
         yield "decision", (i, i, 1, flagged, reason, "[]", i % 10000, 500, when)
@@ -77,7 +95,8 @@ def rows(orders: int, first: int, last: int, sqlite: bool) -> Iterator[tuple[str
             yield "case", (case_no, i, state, reason, when, fmt(updated),
                            fmt(submitted) if state != "awaiting_documents" else None,
                            fmt(decided if state in ("approved", "rejected") else None),
-                           1 if state == "resubmission_requested" else 0)  # fmt: skip
+                           1 if state == "resubmission_requested" else 0,
+                           1000 + i % 90000)  # fmt: skip
 
 
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -97,6 +116,13 @@ def seed_sqlite(engine: Engine, orders: int) -> None:
         ).fetchall()
         for name, _sql in indexes:
             cur.execute(f'DROP INDEX "{name}"')
+        # The search table is filled once at the end ('rebuild'), not row by row.
+        search_triggers = cur.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            " AND name LIKE 'orders_search_%'"
+        ).fetchall()
+        for name, _sql in search_triggers:
+            cur.execute(f'DROP TRIGGER "{name}"')
         cur.execute("BEGIN")
         sql = {
             "order": _insert_sql("orders", ORDER_COLUMNS),
@@ -111,6 +137,9 @@ def seed_sqlite(engine: Engine, orders: int) -> None:
                 cur.executemany(sql[kind], batch[kind])
         cur.execute("COMMIT")
         for _name, sql_text in indexes:
+            cur.execute(sql_text)
+        cur.execute("INSERT INTO orders_search (orders_search) VALUES ('rebuild')")
+        for _name, sql_text in search_triggers:
             cur.execute(sql_text)
         cur.execute("ANALYZE")
     finally:
