@@ -125,3 +125,20 @@ def test_queue_hints_count_rejections_per_key_and_name_the_strongest(db_session)
     assert hints == {card.order_id: "2 earlier rejections with this card"}
     history = linked_history(db_session, card.order)
     assert {o.external_id: o.outcome for o in history.orders}["PROP-1"] == "rejection_proposed"
+
+
+def test_anonymising_an_order_clears_every_link_key(db_session):
+    from verifier.retention.anonymise import anonymise_orders
+
+    me = make_case(db_session, "ME-5", status="approved", phone="+44 20 7946 0000",
+                   ip_address="203.0.113.9", device_id="dev-9")  # fmt: skip
+    other = make_case(db_session, "OTHER-5", status="rejected", phone="+44 20 7946 0000",
+                      ip_address="203.0.113.9", device_id="dev-9")  # fmt: skip
+    db_session.commit()
+    assert anonymise_orders(db_session, [other.order_id], NOW) == 1
+    db_session.commit()
+    order = db_session.get(type(me.order), other.order_id)
+    cleared = ("email_key", "card_key", "billing_key", "shipping_key", "phone_key",
+               "ip_address", "device_id", "customer_phone")  # fmt: skip
+    assert all(getattr(order, c) is None for c in cleared)
+    assert linked_history(db_session, me.order).orders == []
