@@ -191,7 +191,7 @@ class SamplingPolicy(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-# Linked history (verifier.review.history) looks each key up newest first, per key.
+# Linked history (verifier.review.history) reads each key newest first: (key, id) indexes.
 LINK_KEY_COLUMNS = ("email_key", "card_key", "billing_key", "shipping_key", "phone_key",
                     "ip_address", "device_id")  # fmt: skip
 
@@ -222,12 +222,10 @@ class Order(Base):
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str] = mapped_column(String(4))
     cardholder_name: Mapped[str] = mapped_column(String(200))
-    # Optional: what the shop knows of the customer's phone, connection and device.
     customer_phone: Mapped[str | None] = mapped_column(String(40))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     device_id: Mapped[str | None] = mapped_column(String(100))
-    # Link keys (verifier.core.linkkeys), written at intake; cleared when anonymised.
-    email_key: Mapped[str | None] = mapped_column(String(32))
+    email_key: Mapped[str | None] = mapped_column(String(32))  # verifier.core.linkkeys
     card_key: Mapped[str | None] = mapped_column(String(32))
     billing_key: Mapped[str | None] = mapped_column(String(32))
     shipping_key: Mapped[str | None] = mapped_column(String(32))
@@ -277,29 +275,19 @@ class VerificationCase(Base):
             "ix_verification_cases_waiting", "status", text("coalesce(submitted_at, updated_at)")
         ),
         # Queue sorts: longest waiting first, largest amount first.
-        Index(
-            "ix_verification_cases_queue_wait",
-            "status",
-            text("coalesce(submitted_at, created_at)"),
-            "id",
-        ),
+        Index("ix_verification_cases_queue_wait", "status",
+              text("coalesce(submitted_at, created_at)"), "id"),
         Index("ix_verification_cases_amount", "status", "amount_minor", "id"),
         # Rejections waiting for a second reviewer (four-eyes): few, listed on their own.
-        Index(
-            "ix_verification_cases_four_eyes",
-            "created_at",
-            "id",
-            sqlite_where=FOUR_EYES,
-            postgresql_where=FOUR_EYES,
-        ),
-    )
+        Index("ix_verification_cases_four_eyes", "created_at", "id",
+              sqlite_where=FOUR_EYES, postgresql_where=FOUR_EYES),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(40), index=True)
-    # The order's amount, copied when the case opens, so the queue sorts by it on one index.
-    amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")  # the order's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
