@@ -1,0 +1,256 @@
+"""Card numbers painted over inside the decoder, before a page is encrypted.
+
+A page is read with RapidOCR (PP-OCRv4 models shipped in the rapidocr-onnxruntime wheel, so
+nothing is downloaded at run time) on a downscaled copy. Digits are chained along each text
+line and across neighbouring words, so 4-4-4-4, 4-6-5 and any other grouping reads as one
+run. A run of 13-19 digits that passes the Luhn check is painted over with solid boxes except
+its last four digits, in any slot; on the card slots a run of that length is painted even
+when Luhn fails (one misread digit must not leave a number readable). On a card back every
+group of two or more digits (the security code, a printed number) is painted too; the rest,
+the signature strip included, is left. Nothing here imports Flask or writes to disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+CARD_SLOTS = frozenset({"card_front", "card_back"})
+# The OCR copy's longest edge: recognition crops its lines from this copy, detection works on
+# a smaller one still (DETECT_EDGE). Card digits are 4-7 % of a card's width, so at 800 px
+# they are 20-40 px tall, enough for PP-OCR; more costs time and finds nothing more.
+OCR_EDGE = 800
+DETECT_EDGE = 640
+THREADS = 2
+MIN_RUN, MAX_RUN, KEEP = 13, 19, 4
+_BOX_FILL = (24, 24, 24)
+# Characters OCR reads for digits on embossed or stylised card fonts.
+_LOOKALIKE = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1",
+                            "|": "1", "i": "1", "Z": "2", "S": "5", "s": "5", "B": "8",
+                            "G": "6", "b": "6", "g": "9", "q": "9", "A": "4"})  # fmt: skip
+
+
+class OcrUnavailable(RuntimeError):
+    """The OCR engine cannot be loaded: pages cannot be checked for card numbers."""
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """One recognised character with its box in the OCR copy, and where words and lines begin."""
+
+    char: str
+    box: tuple[int, int, int, int]
+    word: int
+    line: int
+
+
+def luhn_ok(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn (mod 10) check."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def find_card_runs(digits: str, *, strict: bool) -> list[tuple[int, int]]:
+    """The [start, end) spans of card numbers in a digit chain: 13-19 digits passing Luhn,
+    longest first, not overlapping; unless `strict`, a chain of 13-19 failing Luhn too."""
+    found: list[tuple[int, int]] = []
+    start = 0
+    while start + MIN_RUN <= len(digits):
+        for length in range(min(MAX_RUN, len(digits) - start), MIN_RUN - 1, -1):
+            if luhn_ok(digits[start : start + length]):
+                found.append((start, start + length))
+                start += length
+                break
+        else:
+            start += 1
+    if not found and not strict and MIN_RUN <= len(digits) <= MAX_RUN + 2:
+        found.append((0, len(digits)))
+    return found
+
+
+def mask_page(image: Image.Image, kind: str | None) -> tuple[Image.Image, int]:
+    """Paint over card numbers (and on a card back every digit group) in `image`, in place;
+    returns the image and how many numbers or groups were covered. Raises OcrUnavailable."""
+    glyphs, scale = read_glyphs(image)
+    items = covered_items(glyphs, kind)
+    draw = ImageDraw.Draw(image)
+    for box in plan_boxes(glyphs, items):
+        draw.rectangle(_to_page(box, scale, image.size), fill=_BOX_FILL)
+    return image, len(items)
+
+
+def plan_boxes(glyphs: list[Glyph], items: list[set[int]]) -> list[tuple[int, int, int, int]]:
+    """Boxes (OCR-copy pixels) to paint: per OCR word, the digits that must not be seen."""
+    groups: dict[int, list[tuple[int, int, int, int]]] = {}
+    for index in sorted(set().union(*items) if items else ()):
+        groups.setdefault(glyphs[index].word, []).append(glyphs[index].box)
+    return [_pad(_union(boxes)) for boxes in groups.values()]
+
+
+def covered_items(glyphs: list[Glyph], kind: str | None) -> list[set[int]]:
+    items: list[set[int]] = []
+    strict = kind not in CARD_SLOTS
+    for chain in _digit_chains(glyphs):
+        digits = "".join(glyphs[i].char for i in chain)
+        for start, end in find_card_runs(digits, strict=strict):
+            items.append(set(chain[start : end - KEEP]))
+    if kind == "card_back":
+        covered = set().union(*items) if items else set()
+        words: dict[int, list[int]] = {}
+        for index, glyph in enumerate(glyphs):
+            if glyph.char.isdigit():
+                words.setdefault(glyph.word, []).append(index)
+        for indexes in words.values():
+            if len(indexes) >= 2 and not set(indexes) <= covered:
+                items.append(set(indexes))
+    return items
+
+
+def _digit_chains(glyphs: list[Glyph]) -> list[list[int]]:
+    """Indexes of digits that read as one number: consecutive on a line, across words that are
+    separated only by spaces or dashes and a gap of at most two character widths."""
+    chains: list[list[int]] = []
+    current: list[int] = []
+    for index, glyph in enumerate(glyphs):
+        char = glyph.char
+        if char.isdigit():
+            if current and not _continues(glyphs[current[-1]], glyph):
+                chains.append(current)
+                current = []
+            current.append(index)
+        elif char not in "-\u2013" and current:
+            chains.append(current)
+            current = []
+    if current:
+        chains.append(current)
+    return chains
+
+
+def _continues(previous: Glyph, glyph: Glyph) -> bool:
+    """Whether `glyph` reads on from `previous`: the same word, or the next word to its right
+    on the same line (OCR may cut one printed line into several), within a gap."""
+    if previous.word == glyph.word:
+        return True
+    height = max(previous.box[3] - previous.box[1], glyph.box[3] - glyph.box[1], 1)
+    gap = glyph.box[0] - previous.box[2]
+    if not -0.5 * height <= gap <= 2.5 * height:
+        return False
+    # Up to about 15 degrees of tilt between neighbouring digits, plus half a line of slack.
+    rise = abs((glyph.box[1] + glyph.box[3]) - (previous.box[1] + previous.box[3])) / 2
+    return rise <= 0.5 * height + 0.3 * max(gap, 0)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
+
+
+def _pad(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    # Symbol boxes hug the ink; embossed digits carry a shadow beyond it.
+    x0, y0, x1, y1 = box
+    pad = max(3, (y1 - y0) // 4)
+    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+
+
+def _to_page(
+    box: tuple[int, int, int, int], scale: float, size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (round(v / scale) for v in box)
+    return max(0, x0), max(0, y0), min(size[0] - 1, x1), min(size[1] - 1, y1)
+
+
+def read_glyphs(image: Image.Image) -> tuple[list[Glyph], float]:
+    """OCR a downscaled copy of `image`: its characters, and the copy's scale."""
+    scale = min(1.0, OCR_EDGE / max(image.size))
+    small = image.convert("RGB")
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        small = small.resize(size, Image.Resampling.BILINEAR)
+    return _engine().read(small), scale
+
+
+class _RapidOcr:
+    """RapidOCR (PP-OCRv4 detection and recognition in ONNX Runtime, models in the wheel), one
+    per process, loaded once; calls are serialised."""
+
+    def __init__(self) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:  # the wheel or ONNX Runtime is missing or broken
+            raise OcrUnavailable(f"rapidocr-onnxruntime cannot be loaded: {exc}") from exc
+        self._lock = threading.Lock()
+        # No angle classifier: it only tells upright from upside-down text, which a photo
+        # turned by the phone's EXIF already is. Detection at 640 px finds card digits.
+        self._ocr = RapidOCR(
+            use_cls=False,
+            det_limit_side_len=DETECT_EDGE,
+            det_limit_type="max",
+            intra_op_num_threads=THREADS,
+            inter_op_num_threads=1,
+        )
+
+    def read(self, image: Image.Image) -> list[Glyph]:
+        import numpy as np
+
+        with self._lock:
+            result, _ = self._ocr(np.asarray(image), use_cls=False, return_word_box=True)
+        glyphs: list[Glyph] = []
+        word = 0
+        for line, entry in enumerate(result or ()):
+            if len(entry) < 5:
+                continue
+            quads, chars = entry[3], entry[4]
+            word += 1
+            for quad, char in zip(quads, chars, strict=False):
+                char = str(char).strip()
+                if not char:
+                    word += 1
+                    continue
+                xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+                box = (int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1)
+                glyphs.append(Glyph(char, box, word, line))
+        return _read_lookalikes(glyphs)
+
+
+def _read_lookalikes(glyphs: list[Glyph]) -> list[Glyph]:
+    """In words that are mostly digits, read O as 0, l as 1, S as 5 and so on."""
+    words: dict[int, list[Glyph]] = {}
+    for glyph in glyphs:
+        words.setdefault(glyph.word, []).append(glyph)
+    out = []
+    for members in words.values():
+        digits = sum(g.char.isdigit() for g in members)
+        mostly = digits >= 2 and digits * 2 >= len(members)
+        for g in members:
+            char = g.char.translate(_LOOKALIKE) if mostly and len(g.char) == 1 else g.char
+            out.append(Glyph(char, g.box, g.word, g.line))
+    return out
+
+
+_engine_lock = threading.Lock()
+_engine_instance: _RapidOcr | None = None
+
+
+def _engine() -> _RapidOcr:
+    global _engine_instance
+    with _engine_lock:
+        if _engine_instance is None:
+            _engine_instance = _RapidOcr()
+        return _engine_instance
+
+
+def load_engine() -> None:
+    """Load the OCR engine now (a decoder's start-up), so the first upload does not pay for
+    it; raises OcrUnavailable."""
+    _engine()
