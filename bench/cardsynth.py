@@ -151,7 +151,7 @@ def card_back(rng: random.Random, style: Style, cvc: str = "") -> Sample:
                   "back " + _describe(style, len(cvc)))  # fmt: skip
 
 
-def _blank_card(rng: random.Random, style: Style, w: int, h: int):  # noqa: ANN202
+def _blank_card(rng: random.Random, style: Style, w: int, h: int):
     if style.dark:
         paper = tuple(rng.randint(10, 70) for _ in range(3))
         ink = (235, 235, 235) if not style.embossed else tuple(min(255, c + 70) for c in paper)
@@ -160,7 +160,7 @@ def _blank_card(rng: random.Random, style: Style, w: int, h: int):  # noqa: ANN2
         ink = (20, 20, 40) if not style.embossed else tuple(max(0, c - 90) for c in paper)
     card = Image.new("RGB", (w, h), paper)
     draw = ImageDraw.Draw(card)
-    for i in range(6):  # a soft printed pattern, as most cards have
+    for _i in range(6):  # a soft printed pattern, as most cards have
         tint = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in paper)
         draw.ellipse((rng.uniform(0.3, 1) * w, rng.uniform(-0.5, 0.5) * h,
                       rng.uniform(1, 1.6) * w, rng.uniform(0.5, 1.5) * h), fill=tint)  # fmt: skip
@@ -173,7 +173,7 @@ def _span(fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont, digits: int, groups
     return digits * zero * 1.08 + (groups - 1) * zero * 0.9
 
 
-def _draw_digit(draw, ldraw, xy, char, fnt, ink, paper, style, label):  # noqa: ANN001, ANN202
+def _draw_digit(draw, ldraw, xy, char, fnt, ink, paper, style, label):
     x, y = xy
     if style.embossed:
         # Raised digits: a light edge up-left, a shadow down-right, the face in the card's tint.
@@ -186,7 +186,7 @@ def _draw_digit(draw, ldraw, xy, char, fnt, ink, paper, style, label):  # noqa: 
     ldraw.text((x, y), char, font=fnt, fill=label)
 
 
-def _photograph(rng, style, card, labels):  # noqa: ANN001, ANN202
+def _photograph(rng, style, card, labels):
     """Put the card on a table, turn it, blur it, add glare: what a phone camera gives."""
     margin = round(max(card.size) * rng.uniform(0.08, 0.25))
     table = tuple(rng.randint(60, 200) for _ in range(3))
@@ -252,8 +252,9 @@ def _id_lines(rng: random.Random) -> list[str]:
         f"4a. {rng.randint(1, 28):02d}.{rng.randint(1, 12):02d}.2019  4b. 11.07.2029",
         f"5. SMITH{rng.randint(100000, 999999)}JP9AB {rng.randint(10, 99)}",
         f"Document no. {not_luhn(rng, 9)}",
-        f"P<GBRSMITH<<JOHN<<<<<<<<<<<<<<<<<<<<<<<<<<<<",
-        f"{not_luhn(rng, 9)}4GBR{dob[-2:]}0312{rng.randint(0, 9)}M290711{rng.randint(0, 9)}<<<<<<<<<<<<<<04",
+        "P<GBRSMITH<<JOHN<<<<<<<<<<<<<<<<<<<<<<<<<<<<",
+        f"{not_luhn(rng, 9)}4GBR{dob[-2:]}0312{rng.randint(0, 9)}M290711"
+        f"{rng.randint(0, 9)}<<<<<<<<<<<<<<04",
     ]  # fmt: skip
 
 
@@ -270,7 +271,8 @@ def _bill_lines(rng: random.Random) -> list[str]:
         f"Sort code {rng.randint(10, 99)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}",
         f"Previous balance  £{rng.randint(10, 999)}.{rng.randint(0, 99):02d}",
         f"Payments received  £{rng.randint(10, 999)}.{rng.randint(0, 99):02d}",
-        f"Total due  £{rng.randint(10, 999)}.{rng.randint(0, 99):02d}  by {rng.randint(1, 28)} March 2026",
+        f"Total due  £{rng.randint(10, 999)}.{rng.randint(0, 99):02d}"
+        f"  by {rng.randint(1, 28)} March 2026",
         f"Meter {rng.randint(10**9, 10**10 - 1)}  reading {rng.randint(10000, 99999)} kWh",
         f"Call us on +44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} (8am-8pm)",
     ]  # fmt: skip

@@ -12,8 +12,10 @@ the signature strip included, is left. Nothing here imports Flask or writes to d
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -186,7 +188,7 @@ class _RapidOcr:
 
     def __init__(self) -> None:
         try:
-            from rapidocr_onnxruntime import RapidOCR
+            from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-untyped]
         except ImportError as exc:  # the wheel or ONNX Runtime is missing or broken
             raise OcrUnavailable(f"rapidocr-onnxruntime cannot be loaded: {exc}") from exc
         self._lock = threading.Lock()
@@ -254,3 +256,21 @@ def load_engine() -> None:
     """Load the OCR engine now (a decoder's start-up), so the first upload does not pay for
     it; raises OcrUnavailable."""
     _engine()
+
+
+def check_engine() -> str | None:
+    """None when the OCR engine and its models are installed, else what is missing; cheap
+    (nothing is loaded), for a readiness probe of a web process."""
+    origins = {}
+    for package in ("onnxruntime", "rapidocr_onnxruntime"):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            return f"{package} is not installed: card photos are refused"
+        origins[package] = spec.origin
+    models = Path(origins["rapidocr_onnxruntime"]).parent / "models"
+    if not any(models.glob("*det*.onnx")) or not any(models.glob("*rec*.onnx")):
+        return "the OCR models are missing: card photos are refused"
+    return None
