@@ -165,7 +165,9 @@ def _blank_card(rng: random.Random, style: Style, w: int, h: int):
         draw.ellipse((rng.uniform(0.3, 1) * w, rng.uniform(-0.5, 0.5) * h,
                       rng.uniform(1, 1.6) * w, rng.uniform(0.5, 1.5) * h), fill=tint)  # fmt: skip
     labels = Image.new("L", (w, h), 0)
-    return card, labels, draw, ImageDraw.Draw(labels), ink, paper
+    ldraw = ImageDraw.Draw(labels)
+    ldraw.fontmode = "1"  # no anti-aliasing: every label pixel holds exactly its digit's value
+    return card, labels, draw, ldraw, ink, paper
 
 
 def _span(fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont, digits: int, groups: int) -> float:

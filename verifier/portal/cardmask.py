@@ -13,6 +13,7 @@ the signature strip included, is left. Nothing here imports Flask or writes to d
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ CARD_SLOTS = frozenset({"card_front", "card_back"})
 # a smaller one still (DETECT_EDGE). Card digits are 4-7 % of a card's width, so at 800 px
 # they are 20-40 px tall, enough for PP-OCR; more costs time and finds nothing more.
 OCR_EDGE = 800
-DETECT_EDGE = 640
+DETECT_EDGE = 512
 THREADS = 2
 MIN_RUN, MAX_RUN, KEEP = 13, 19, 4
 _BOX_FILL = (24, 24, 24)
@@ -63,21 +64,38 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def find_card_runs(digits: str, *, strict: bool) -> list[tuple[int, int]]:
+def find_card_runs(
+    digits: str, *, strict: bool, groups: frozenset[int] | None = None
+) -> list[tuple[int, int]]:
     """The [start, end) spans of card numbers in a digit chain: 13-19 digits passing Luhn,
-    longest first, not overlapping; unless `strict`, a chain of 13-19 failing Luhn too."""
+    longest first, not overlapping.
+
+    `groups` holds the offsets where a printed group (an OCR word) begins; when `strict`
+    (a slot that is not a card) a span must start and end on them, since a card number is
+    whole groups: a 14-digit reference fails Luhn as a whole, and one of its 13-digit slices
+    passing by chance (1 in 10) is no card. Not strict (the card slots), any slice counts,
+    and a chain of 12-21 digits is covered whole, Luhn or not: OCR misread, added or dropped
+    a digit of the number.
+    """
+    if not strict and MIN_RUN - 1 <= len(digits) <= MAX_RUN + 2:
+        # The whole chain, so a digit OCR added or dropped cannot shift the cover off it.
+        return [(0, len(digits))]
+    bounds = (groups or frozenset()) | {0, len(digits)}
     found: list[tuple[int, int]] = []
     start = 0
     while start + MIN_RUN <= len(digits):
+        if strict and start not in bounds:
+            start += 1
+            continue
         for length in range(min(MAX_RUN, len(digits) - start), MIN_RUN - 1, -1):
+            if strict and start + length not in bounds:
+                continue
             if luhn_ok(digits[start : start + length]):
                 found.append((start, start + length))
                 start += length
                 break
         else:
             start += 1
-    if not found and not strict and MIN_RUN <= len(digits) <= MAX_RUN + 2:
-        found.append((0, len(digits)))
     return found
 
 
@@ -87,17 +105,20 @@ def mask_page(image: Image.Image, kind: str | None) -> tuple[Image.Image, int]:
     glyphs, scale = read_glyphs(image)
     items = covered_items(glyphs, kind)
     draw = ImageDraw.Draw(image)
-    for box in plan_boxes(glyphs, items):
+    for box in plan_boxes(glyphs, items, wide=kind == "card_back"):
         draw.rectangle(_to_page(box, scale, image.size), fill=_BOX_FILL)
     return image, len(items)
 
 
-def plan_boxes(glyphs: list[Glyph], items: list[set[int]]) -> list[tuple[int, int, int, int]]:
-    """Boxes (OCR-copy pixels) to paint: per OCR word, the digits that must not be seen."""
+def plan_boxes(
+    glyphs: list[Glyph], items: list[set[int]], *, wide: bool = False
+) -> list[tuple[int, int, int, int]]:
+    """Boxes (OCR-copy pixels) to paint: per OCR word, the digits that must not be seen;
+    `wide` reaches a character further each side (a security code's digit OCR missed)."""
     groups: dict[int, list[tuple[int, int, int, int]]] = {}
     for index in sorted(set().union(*items) if items else ()):
         groups.setdefault(glyphs[index].word, []).append(glyphs[index].box)
-    return [_pad(_union(boxes)) for boxes in groups.values()]
+    return [_pad(_union(boxes), wide) for boxes in groups.values()]
 
 
 def covered_items(glyphs: list[Glyph], kind: str | None) -> list[set[int]]:
@@ -105,7 +126,10 @@ def covered_items(glyphs: list[Glyph], kind: str | None) -> list[set[int]]:
     strict = kind not in CARD_SLOTS
     for chain in _digit_chains(glyphs):
         digits = "".join(glyphs[i].char for i in chain)
-        for start, end in find_card_runs(digits, strict=strict):
+        groups = frozenset(
+            n for n in range(1, len(chain)) if glyphs[chain[n]].word != glyphs[chain[n - 1]].word
+        )
+        for start, end in find_card_runs(digits, strict=strict, groups=groups):
             items.append(set(chain[start : end - KEEP]))
     if kind == "card_back":
         covered = set().union(*items) if items else set()
@@ -136,7 +160,39 @@ def _digit_chains(glyphs: list[Glyph]) -> list[list[int]]:
             current = []
     if current:
         chains.append(current)
+    return _join_chains(glyphs, chains)
+
+
+def _join_chains(glyphs: list[Glyph], chains: list[list[int]]) -> list[list[int]]:
+    """Join chains that OCR put on different lines although one reads on from the other (a
+    tilted number cut in two, with the expiry date read in between)."""
+    joined = True
+    while joined:
+        joined = False
+        for a, b in itertools.permutations(range(len(chains)), 2):
+            first, second = chains[a], chains[b]
+            while second and _overlap(glyphs[first[-1]].box, glyphs[second[0]].box) > 0.5:
+                second = second[1:]  # the same digit, read on both lines
+            if (
+                second
+                and glyphs[first[-1]].line != glyphs[second[0]].line
+                and _continues(glyphs[first[-1]], glyphs[second[0]])
+            ):
+                chains[a] = first + second
+                del chains[b]
+                joined = True
+                break
     return chains
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """The share of the smaller box that the two boxes have in common."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / max(smaller, 1)
 
 
 def _continues(previous: Glyph, glyph: Glyph) -> bool:
@@ -158,11 +214,12 @@ def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
             max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
 
 
-def _pad(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def _pad(box: tuple[int, int, int, int], wide: bool = False) -> tuple[int, int, int, int]:
     # Symbol boxes hug the ink; embossed digits carry a shadow beyond it.
     x0, y0, x1, y1 = box
     pad = max(3, (y1 - y0) // 4)
-    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+    side = pad + (y1 - y0) if wide else pad
+    return x0 - side, y0 - pad, x1 + side, y1 + pad
 
 
 def _to_page(
