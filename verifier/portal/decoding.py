@@ -72,7 +72,9 @@ class PipelineLimits:
     min_edge: int = 600
     jpeg_quality: int = 88
     decode_timeout_s: float = 20.0
-    worker_memory_bytes: int = 1536 * MIB
+    # Address space, not resident memory: ONNX Runtime's arenas and threads (card masking)
+    # reserve far more than they touch; under 1.5 GiB its first inference fails (bad_alloc).
+    worker_memory_bytes: int = 2560 * MIB
     worker_cpu_seconds: int = 30
     # The slot the upload is for: card numbers are covered in every slot, and on a card back
     # every digit group too (verifier.portal.cardmask).
