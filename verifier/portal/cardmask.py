@@ -17,6 +17,7 @@ import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -27,6 +28,8 @@ CARD_SLOTS = frozenset({"card_front", "card_back"})
 OCR_EDGE = 800
 DETECT_EDGE = 512
 THREADS = 2
+# Lines recognised per page at most (the tallest): bounds the cost of a page full of text.
+MAX_LINES = 12
 MIN_RUN, MAX_RUN, KEEP = 13, 19, 4
 _BOX_FILL = (24, 24, 24)
 # Characters OCR reads for digits on embossed or stylised card fonts.
@@ -258,6 +261,19 @@ class _RapidOcr:
             intra_op_num_threads=THREADS,
             inter_op_num_threads=1,
         )
+        detect = self._ocr.auto_text_det
+
+        def largest_lines(image: Any) -> tuple[Any, float]:
+            # Recognition costs per line: a dense page (a statement, a PDF of text) would take
+            # seconds. A card's number is among its largest text, so read the tallest lines.
+            boxes, elapsed = detect(image)
+            if boxes is None or len(boxes) <= MAX_LINES:
+                return boxes, elapsed
+            heights = [float(max(p[1] for p in box) - min(p[1] for p in box)) for box in boxes]
+            keep = sorted(sorted(range(len(boxes)), key=lambda i: -heights[i])[:MAX_LINES])
+            return [boxes[i] for i in keep], elapsed
+
+        self._ocr.auto_text_det = largest_lines
 
     def read(self, image: Image.Image) -> list[Glyph]:
         import numpy as np
