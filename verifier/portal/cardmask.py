@@ -28,8 +28,9 @@ CARD_SLOTS = frozenset({"card_front", "card_back"})
 OCR_EDGE = 800
 DETECT_EDGE = 512
 THREADS = 2
-# Lines recognised per page at most (the tallest): bounds the cost of a page full of text.
-MAX_LINES = 12
+# Lines recognised per page at most (the tallest): a card has fewer; bounds the cost of a
+# page full of text (about 0.1 s a line).
+MAX_LINES = 8
 MIN_RUN, MAX_RUN, KEEP = 13, 19, 4
 _BOX_FILL = (24, 24, 24)
 # Characters OCR reads for digits on embossed or stylised card fonts.
