@@ -31,6 +31,9 @@ THREADS = 2
 # Lines recognised per page at most (the tallest): a card has fewer; bounds the cost of a
 # page full of text (about 0.1 s a line).
 MAX_LINES = 8
+READ_BUDGET = 80.0  # sum of the lines' length / height: a card is 40-60
+# A card number, however grouped, is at most about 20 line heights long; body text more.
+MAX_LINE_LENGTH = 26.0
 MIN_RUN, MAX_RUN, KEEP = 13, 19, 4
 _BOX_FILL = (24, 24, 24)
 # Characters OCR reads for digits on embossed or stylised card fonts.
@@ -265,14 +268,25 @@ class _RapidOcr:
         detect = self._ocr.auto_text_det
 
         def largest_lines(image: Any) -> tuple[Any, float]:
-            # Recognition costs per line: a dense page (a statement, a PDF of text) would take
-            # seconds. A card's number is among its largest text, so read the tallest lines.
+            # Recognition cost grows faster than a line's length (its model mixes the whole
+            # line): a long line of body text takes a second or more, a page of them many. A
+            # card's number is among its largest text and short, so the tallest short lines are
+            # read, up to a budget of lengths (in line heights) that a whole card fits in.
             boxes, elapsed = detect(image)
-            if boxes is None or len(boxes) <= MAX_LINES:
+            if boxes is None:
                 return boxes, elapsed
-            heights = [float(max(p[1] for p in box) - min(p[1] for p in box)) for box in boxes]
-            keep = sorted(sorted(range(len(boxes)), key=lambda i: -heights[i])[:MAX_LINES])
-            return [boxes[i] for i in keep], elapsed
+            sizes = [_extent(box) for box in boxes]
+            keep: list[int] = []
+            budget = READ_BUDGET
+            for i in sorted(range(len(boxes)), key=lambda i: -sizes[i][1]):
+                length = sizes[i][0] / max(sizes[i][1], 1.0)
+                if length > MAX_LINE_LENGTH or len(keep) >= MAX_LINES or length > budget:
+                    continue
+                keep.append(i)
+                budget -= length
+            if not keep:
+                return None, elapsed
+            return [boxes[i] for i in sorted(keep)], elapsed
 
         self._ocr.auto_text_det = largest_lines
 
@@ -297,6 +311,12 @@ class _RapidOcr:
                 box = (int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1)
                 glyphs.append(Glyph(char, box, word, line))
         return _read_lookalikes(glyphs)
+
+
+def _extent(box: Any) -> tuple[float, float]:
+    """Width and height of a detected line's quadrilateral."""
+    xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
+    return max(xs) - min(xs), max(ys) - min(ys)
 
 
 def _read_lookalikes(glyphs: list[Glyph]) -> list[Glyph]:
