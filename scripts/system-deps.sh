@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Verifier needs when they are missing: libmagic (python-magic),
-# Chromium and ChromeDriver (browser tests and screenshots), Redis (shared rate limits). Idempotent; quiet when all present.
+# Chromium and ChromeDriver (browser tests and screenshots), Redis (shared rate limits),
+# Tesseract (a second OCR reader for the card-masking tests). Idempotent; quiet when all present.
 # `system-deps.sh run` checks only what serving needs (libmagic); no argument, everything.
 set -euo pipefail
 need=()
@@ -10,6 +11,8 @@ if [ "${1:-all}" != run ]; then
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+  # Tesseract's English model: the tests' and bench.cardmask's second reader of masked output.
+  [ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || need+=(tesseract-ocr)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${need[*]}"

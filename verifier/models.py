@@ -362,6 +362,8 @@ class Document(Base):
     height: Mapped[int] = mapped_column(Integer)
     byte_size: Mapped[int] = mapped_column(Integer)
     quality_warnings: Mapped[list[Any]] = mapped_column(default=list)
+    # Card numbers (or a card back's digit groups) the decoder painted over on this page.
+    auto_masked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     erased_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]

@@ -64,7 +64,7 @@ def test_a_sqlite_file_made_unreachable_gets_503_and_recovers_without_a_restart(
 
     (tmp_path / "moved").rename(folder)  # back again: the same process serves at once
     assert client.get("/readyz").get_json() == {"status": "ready", "database": "ok",
-                                                "uploads": "ok"}  # fmt: skip
+                                                "uploads": "ok", "card_masking": "ok"}  # fmt: skip
     answer = client.get("/api/v1/orders/none", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 404  # the key was read from the database again
     app.extensions["verifier.engine"].dispose()

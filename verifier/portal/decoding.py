@@ -7,6 +7,7 @@ tests and simple callers. Nothing here imports Flask or writes to disk.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -24,6 +25,7 @@ import pypdfium2.raw as pdfium_raw
 from PIL import Image, ImageFilter, ImageStat
 
 from verifier.errors import UploadRejected
+from verifier.portal import cardmask
 
 MIB = 1024 * 1024
 
@@ -70,8 +72,13 @@ class PipelineLimits:
     min_edge: int = 600
     jpeg_quality: int = 88
     decode_timeout_s: float = 20.0
-    worker_memory_bytes: int = 1536 * MIB
+    # Address space, not resident memory: ONNX Runtime's arenas and threads (card masking)
+    # reserve far more than they touch; under 1.5 GiB its first inference fails (bad_alloc).
+    worker_memory_bytes: int = 2560 * MIB
     worker_cpu_seconds: int = 30
+    # The slot the upload is for: card numbers are covered in every slot, and on a card back
+    # every digit group too (verifier.portal.cardmask).
+    document_kind: str | None = None
 
 
 DEFAULT_LIMITS = PipelineLimits()
@@ -85,6 +92,7 @@ class ProcessedImage:
     width: int
     height: int
     content_type: str = "image/jpeg"
+    masked: int = 0  # card numbers (or a card back's digit groups) painted over
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,10 @@ _MESSAGES = {
         "We couldn't process this file. Please try again, or upload a different photo or "
         "a PDF of the document."
     ),
+    "masking_unavailable": (
+        "We can't take documents right now because of a problem on our side. Nothing is "
+        "wrong with your file; please try again later."
+    ),
 }
 
 _WARNINGS = {
@@ -179,8 +191,9 @@ def decode_upload(data: bytes, limits: PipelineLimits = DEFAULT_LIMITS) -> Proce
     for number, image in enumerate(images, start=1):
         # Orientation is applied after downscaling: rotating the smaller image is cheaper.
         clean = _apply_orientation(image, _normalise(image, limits.max_edge))
-        pages.append(_encode_jpeg(clean, limits.jpeg_quality))
         found.extend(check_quality(clean, limits, page=number))
+        masked = _mask_cards(clean, limits.document_kind)
+        pages.append(_encode_jpeg(clean, limits.jpeg_quality, masked))
     return ProcessedUpload(source_type=source_type, pages=pages, warnings=found)
 
 
@@ -328,10 +341,18 @@ def _fit(size: tuple[int, int], max_edge: int) -> tuple[int, int]:
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
-def _encode_jpeg(image: Image.Image, quality: int) -> ProcessedImage:
+def _mask_cards(image: Image.Image, kind: str | None) -> int:
+    """Paint over card numbers in place (before any encoding); fail closed without OCR."""
+    try:
+        return cardmask.mask_page(image, kind)[1]
+    except cardmask.OcrUnavailable as exc:
+        raise reject("masking_unavailable") from exc
+
+
+def _encode_jpeg(image: Image.Image, quality: int, masked: int = 0) -> ProcessedImage:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=quality, optimize=True)
-    return ProcessedImage(data=out.getvalue(), width=image.width, height=image.height)
+    return ProcessedImage(out.getvalue(), image.width, image.height, masked=masked)
 
 
 def _register_heif() -> None:
@@ -353,6 +374,8 @@ def init_worker(memory_bytes: int, cpu_seconds: int, owner_pid: int = 0) -> None
     # Map the decoder libraries and the magic database before capping the address space.
     _register_heif()
     magic.from_buffer(b"\xff\xd8\xff", mime=True)
+    with contextlib.suppress(cardmask.OcrUnavailable):  # then each job is refused, and says why
+        cardmask.load_engine()
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     _arm_cpu_limit(cpu_seconds)

@@ -201,6 +201,7 @@ def store_upload(
                 for w in processed.warnings
                 if getattr(w, "page", page_no) in (None, page_no)
             ],
+            auto_masked=page.masked,
             created_at=now,
         )
         session.add(doc)
@@ -210,7 +211,7 @@ def store_upload(
         session, "document.uploaded", actor_type="customer", actor_id=f"case:{case_id}",
         target_type="case", target_id=case_id,
         details={"kind": kind, "pages": len(docs), "source_type": processed.source_type,
-                 "replaced": len(replaced)},
+                 "replaced": len(replaced), "auto_masked": sum(d.auto_masked for d in docs)},
         now=now,
     )  # fmt: skip
     return docs, stale_blobs

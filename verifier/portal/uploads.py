@@ -8,17 +8,22 @@ succeeds), so no plaintext and no orphan outlives a failure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from verifier.core.settings import Settings
+from verifier.errors import UploadRejected
 from verifier.models import Document
 from verifier.portal.documents import DecoderPool, PipelineLimits, process_upload
 from verifier.portal.submissions import discard_blobs, encrypt_pages, store_upload
 from verifier.vault.storage import Keyring, delete_blob
+
+log = logging.getLogger(__name__)
 
 
 def accept_upload(
@@ -40,7 +45,14 @@ def accept_upload(
     `now` is called when the rows are written, after the decode.
     """
     session.commit()
-    processed = process_upload(data, limits, pool=pool)
+    try:
+        processed = process_upload(data, replace(limits, document_kind=kind), pool=pool)
+    except UploadRejected as exc:
+        if exc.code == "masking_unavailable":
+            # Fail closed: without OCR a card number could be stored readable. Operators act.
+            log.error("upload refused: card masking OCR cannot load (%s); see /readyz",
+                      exc.__cause__ or "in the decoder")  # fmt: skip
+        raise
     blobs = encrypt_pages(processed, uploads_dir=uploads_dir, keyring=keyring)
     try:
         docs, stale = store_upload(

@@ -30,6 +30,7 @@ from verifier.core.wording import format_amount
 from verifier.db import get_session
 from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
+from verifier.portal import cardmask
 from verifier.portal.customer_mail import requirement_lines
 from verifier.portal.documents import (
     DEFAULT_LIMITS,
@@ -59,6 +60,13 @@ from verifier.web.limits import limiter
 
 log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
+# /readyz (web area) reports what the portal needs: without OCR, uploads are refused.
+bp.record_once(
+    lambda state: state.app.extensions.setdefault("verifier.readiness", {}).update(
+        card_masking=cardmask.check_engine
+    )
+)
+bp.add_app_template_global(lambda count, kind: masked_line(count, kind), "masked_line")
 
 PORTAL_KEY = "portal"
 # The portal session is short-lived: it is renewed while the customer works, and never
@@ -66,7 +74,8 @@ PORTAL_KEY = "portal"
 SESSION_IDLE = timedelta(hours=1)
 # The answer to each refusal that is not about the file itself (422 is).
 UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
-                 "decoder_busy": 503, "storage_full": 507}  # fmt: skip
+                 "decoder_busy": 503, "masking_unavailable": 503,
+                 "storage_full": 507}  # fmt: skip
 UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
 
 
@@ -220,14 +229,25 @@ def upload(kind: str):
                     "kind": kind,
                     "pages": len(docs),
                     "warnings": warnings,
+                    "auto_masked": (masked := sum(d.auto_masked for d in docs)),
+                    "masked_message": masked_line(masked, kind) if masked else None,
                     "previews": [url_for("portal.preview", doc_id=d.id) for d in docs],
                 }
             }
         ), 201
     flash(f"{KIND_LABELS[kind]}: received.", "success")
+    if masked := sum(d.auto_masked for d in docs):
+        flash(f"{KIND_LABELS[kind]}: {masked_line(masked, kind)}", "success")
     for warning in warnings:
         flash(f"{KIND_LABELS[kind]}: {warning['message']}", "warning")
     return redirect(url_for("portal.index"), code=303)
+
+
+def masked_line(count: int, kind: str) -> str:
+    """What the customer is told the server covered on their upload."""
+    what = "security code and numbers" if kind == "card_back" else "card number"
+    return (f"we covered the {what} on your photo ({count} covered"
+            f"{'' if kind == 'card_back' else ', the last four digits left'}).")  # fmt: skip
 
 
 @bp.get("/portal/documents/<doc_id>/preview")

@@ -22,12 +22,14 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: 200 when the database answers and the uploads volume takes a file, else
-    503 naming what failed."""
+    """Readiness: 200 when the database answers, the uploads volume takes a file and every
+    area's own check passes (the portal's card-masking OCR), else 503 naming what failed."""
     problems = {
         "database": check_database(get_engine()),
         "uploads": check_uploads(current_app.config["UPLOADS_DIR"]),
     }
+    for name, check in current_app.extensions.get("verifier.readiness", {}).items():
+        problems[name] = check()
     body = {"status": "ready" if not any(problems.values()) else "unavailable"}
     body |= {name: problem or "ok" for name, problem in problems.items()}
     status = 200 if body["status"] == "ready" else 503

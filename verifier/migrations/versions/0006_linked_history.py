@@ -20,7 +20,7 @@ from verifier.core.linkkeys import link_keys
 
 
 revision = "0006_linked_history"
-down_revision = "0003"
+down_revision = "0004_card_masking"
 branch_labels = None
 depends_on = None
 
