@@ -113,8 +113,10 @@ def render_customer_email(
         "customer_name": order.customer_name,
         "url": url,
         "deadline": f"{expires_at:%d %B %Y, %H:%M} UTC",
+        # A resubmission (and a reminder during one) asks only for the documents sent back.
         "requirements": requested_lines(case.resubmission_kinds or [])
-        if kind == "resubmission" and case.resubmission_kinds
+        if case.resubmission_kinds
+        and (kind == "resubmission" or case.status == "resubmission_requested")
         else requirement_lines(settings.document_requirement),
         "resubmission_message": case.resubmission_message or "",
         # A rule, not the draw, may have picked the order: only say "at random" when true.
