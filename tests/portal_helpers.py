@@ -53,11 +53,23 @@ def jpeg_bytes(size=(1200, 800), *, noise: bool = False, quality: int = 90) -> b
     return buf.getvalue()
 
 
-def upload(client, kind: str, data: bytes, filename: str = "photo.jpg", *, json: bool = True):
+def upload(
+    client,
+    kind: str,
+    data: bytes,
+    filename: str = "photo.jpg",
+    *,
+    json: bool = True,
+    cover: str | None = "painted",
+):
+    """POST one file as the page's script does; card photos say how they were covered."""
     headers = {"Accept": "application/json"} if json else {}
+    form = {"file": (io.BytesIO(data), filename)}
+    if cover and kind.startswith("card_"):
+        form["cover"] = cover
     return client.post(
         f"/portal/documents/{kind}",
-        data={"file": (io.BytesIO(data), filename)},
+        data=form,
         headers=headers,
         content_type="multipart/form-data",
     )

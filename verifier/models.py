@@ -364,6 +364,13 @@ class Document(Base):
     quality_warnings: Mapped[list[Any]] = mapped_column(default=list)
     # Card numbers (or a card back's digit groups) the decoder painted over on this page.
     auto_masked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Card photos only: how the customer covered the numbers (see portal.covering):
+    # pending (waiting to be painted over), painted (on the device), preview (painted over
+    # the server's preview), declared (covered by hand, ticked without JavaScript).
+    cover: Mapped[str | None] = mapped_column(String(12))
+    # The case's resubmission_count when this was uploaded: a resubmission asks for uploads
+    # of the new round, so the document that was sent back cannot answer it.
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     erased_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]

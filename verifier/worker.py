@@ -20,6 +20,7 @@ from verifier.notify.mail import backend_from_config, deliver_due_emails
 from verifier.notify.webhooks import deliver_due_webhooks
 from verifier.portal.customer_mail import PortalContext
 from verifier.portal.links import expire_overdue_cases, send_due_reminders
+from verifier.portal.receipts import send_outcome_receipts
 from verifier.retention.purge import purge_due_documents
 from verifier.vault.storage import Keyring
 
@@ -116,6 +117,17 @@ def send_reminders(app: Flask, now: datetime) -> dict[str, Any]:
     return {"reminders_queued": sent}
 
 
+def send_outcomes(app: Flask, now: datetime) -> dict[str, Any]:
+    session = new_session(app)
+    try:
+        queued = send_outcome_receipts(session, portal=PortalContext.from_config(app.config),
+                                       now=now)  # fmt: skip
+        session.commit()
+    finally:
+        session.close()
+    return {"outcomes_queued": queued}
+
+
 # Every timer of the product. Add yours here (or call register_job from your module's
 # import-time code): name, seconds between runs, run(app, now) -> counts.
 JOBS: list[Job] = [
@@ -124,6 +136,7 @@ JOBS: list[Job] = [
     Job("purge", 3600, purge, lane="purge"),
     Job("expire-links", 300, expire_links),
     Job("send-reminders", 300, send_reminders),
+    Job("send-outcomes", 60, send_outcomes),
 ]
 
 

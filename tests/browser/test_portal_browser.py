@@ -108,6 +108,9 @@ def test_customer_uploads_masked_card_with_progress_and_reaches_confirmation(
     canvas.wait_for(state="visible")
     drag_over(page, canvas, 0.10, 0.44, 0.90, 0.56)  # cover the number line
     page.screenshot(path=str(screenshot_dir / "portal-masking-phone.png"), full_page=False)
+    # Masking cannot be skipped: the upload waits for the customer to confirm the cover.
+    assert slot.get_by_role("button", name="Upload covered photo").is_disabled()
+    slot.locator("#covered-card_front").check()
     slot.get_by_role("button", name="Upload covered photo").click()
     slot.locator(".received").wait_for()
     assert slot.locator(".previews img").count() == 1
@@ -121,6 +124,7 @@ def test_customer_uploads_masked_card_with_progress_and_reaches_confirmation(
     back_canvas = back_slot.locator("canvas.mask-canvas")
     back_canvas.wait_for(state="visible")
     drag_over(page, back_canvas, 0.70, 0.40, 0.95, 0.60)
+    back_slot.locator("#covered-card_back").check()
     back_slot.get_by_role("button", name="Upload covered photo").click()
     back_slot.locator(".received").wait_for()
 

@@ -159,7 +159,18 @@ def test_oversized_upload_is_413_json(app, client, opened):
     app.config["UPLOAD_MAX_FILE_BYTES"] = 200_000
     resp = upload(client, "card_front", b"\xff\xd8\xff" + os.urandom(700_000))
     assert resp.status_code == 413
-    assert resp.get_json()["error"]["code"] == "request_entity_too_large"
+    error = resp.get_json()["error"]
+    assert error["code"] == "too_large"
+    assert "the limit is 195 KB" in error["message"] and "smaller photo" in error["message"]
+
+
+def test_oversized_upload_without_javascript_gets_a_page_that_says_the_limit(app, client, opened):
+    app.config["UPLOAD_MAX_FILE_BYTES"] = 2 * 1024 * 1024
+    resp = upload(client, "proof_of_address", os.urandom(3 * 1024 * 1024), json=False)
+    assert resp.status_code == 413
+    page = resp.get_data(as_text=True)
+    assert "the limit is 2 MB" in page and "Back to the upload page" in page
+    assert "The request is too large" not in page
 
 
 def test_upload_without_javascript_redirects_with_a_message(client, opened):

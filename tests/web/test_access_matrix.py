@@ -112,6 +112,9 @@ def api_key_only(ok) -> dict:
     return everyone(NO_API_KEY) | {"shop": ok}
 
 
+COVERED = reached(303, 400, 422)  # nothing to cover yet: a clear refusal
+
+
 def portal_only(ok=PAGE) -> dict:
     return everyone(NO_PORTAL_SESSION) | {"customer": ok}
 
@@ -169,6 +172,8 @@ ROUTES = [
     Row("portal.index", "GET", "/portal/", portal_only()),
     Row("portal.upload", "POST", "/portal/documents/card_back", portal_only(reached(303, 422))),
     Row("portal.preview", "GET", "/portal/documents/{customer_doc}/preview", portal_only()),
+    Row("portal.cover", "POST", "/portal/documents/card_back/cover", portal_only(COVERED)),
+    Row("portal.status", "GET", "/portal/status", portal_only()),
     Row("portal.submit", "POST", "/portal/submit", portal_only(reached(303))),
     Row("portal.decline", "GET", "/portal/decline", portal_only()),
     Row("portal.decline", "POST", "/portal/decline", portal_only(reached(200, 303))),

@@ -37,6 +37,7 @@ class Settings:
     repeat_exemption_days: int | None = None  # None samples repeat customers like anyone
     quality_sample_percent: int = 0
     max_uploads_per_case: int = 40
+    outcome_email: bool = False  # email the customer when their order is approved or rejected
 
 
 # name -> (minimum, maximum) for whole-number settings.
@@ -74,7 +75,7 @@ def validate_settings(values: dict[str, Any]) -> dict[str, Any]:
                 errors[name] = "Choose card or ID, or all four documents."
             else:
                 clean[name] = value
-        elif name == "four_eyes_rejections":
+        elif name in ("four_eyes_rejections", "outcome_email"):
             if not isinstance(value, bool):
                 errors[name] = "Must be on or off."
             else:

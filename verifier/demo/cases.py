@@ -85,8 +85,9 @@ def seed_demo_cases(
                 demo_card_image(side, order.cardholder_name, order.card_last4, rng)
             )
             blobs = encrypt_pages(processed, uploads_dir=uploads_dir, keyring=keyring)
+            # The demo's card images show only the last four digits: covered, as if painted.
             store_upload(session, case.id, kind, processed, blobs, settings=settings,
-                         now=uploaded_at)  # fmt: skip
+                         now=uploaded_at, cover="painted")  # fmt: skip
         submit_documents(session, case.id, settings=settings, now=uploaded_at)
         moved += 1
         if case.created_at > now - timedelta(days=9):

@@ -79,6 +79,7 @@ FIELDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "max_resubmissions": ("Maximum resubmission requests", str),
     "max_uploads_per_case": ("Maximum uploads per case", str),
     "four_eyes_rejections": ("Four-eyes rejections", _on_off),
+    "outcome_email": ("Email the customer the outcome", _on_off),
     "quality_sample_percent": ("Quality sample of decisions", lambda v: f"{v} %"),
     "retention_decided_days": ("Keep documents of decided cases", _days),
     "retention_expired_days": ("Keep documents of expired or declined cases", _days),

@@ -84,6 +84,7 @@ class SettingsForm(FlaskForm):
         validate_choice=False,
     )
     four_eyes_rejections = BooleanField("A second reviewer confirms every rejection (four eyes)")
+    outcome_email = BooleanField("Email the customer when their order is approved or rejected")
     anonymise = BooleanField("Anonymise customer details after a while")
     reason = TextAreaField("Reason for this change")
     preview = SubmitField("Preview")
@@ -186,6 +187,7 @@ class SettingsForm(FlaskForm):
         self.anonymise.data = values["anonymise_after_days"] is not None
         self.document_requirement.data = values["document_requirement"]
         self.four_eyes_rejections.data = values["four_eyes_rejections"]
+        self.outcome_email.data = values["outcome_email"]
         for name in NUMBERS:
             value = values[name]
             self[name].data = "" if value is None else str(value)
@@ -201,6 +203,7 @@ class SettingsForm(FlaskForm):
             "rule_name_mismatch": bool(self.name_rule.data),
             "document_requirement": self.document_requirement.data,
             "four_eyes_rejections": bool(self.four_eyes_rejections.data),
+            "outcome_email": bool(self.outcome_email.data),
         }
         for name in NUMBERS:
             switch = SWITCHED.get(name)

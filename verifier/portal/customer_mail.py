@@ -25,6 +25,15 @@ SUBJECTS = {
     "invitation": "Please confirm your order {ref} with {shop}",
     "reminder": "Reminder: please confirm your order {ref} with {shop}",
     "resubmission": "One more step for your order {ref} with {shop}",
+    "receipt": "We have your documents for order {ref} with {shop}",
+    "outcome": "The check of your order {ref} with {shop} is complete",
+}
+# What a resubmission asks for, one line a document kind.
+REQUESTED_LINES = {
+    "card_front": "a new photo of the front of the card you paid with",
+    "card_back": "a new photo of the back of the card you paid with",
+    "photo_id": "a new photo ID (driving licence or passport)",
+    "proof_of_address": "a new proof of address (a utility bill or bank statement)",
 }
 
 
@@ -76,6 +85,11 @@ def requirement_lines(requirement: str) -> list[str]:
     ]
 
 
+def requested_lines(kinds: list[str] | tuple[str, ...]) -> list[str]:
+    """The documents a resubmission asks for again, and only those."""
+    return [REQUESTED_LINES[kind] for kind in REQUESTED_LINES if kind in kinds]
+
+
 def render_customer_email(
     kind: str,
     *,
@@ -99,12 +113,39 @@ def render_customer_email(
         "customer_name": order.customer_name,
         "url": url,
         "deadline": f"{expires_at:%d %B %Y, %H:%M} UTC",
-        "requirements": requirement_lines(settings.document_requirement),
+        # A resubmission (and a reminder during one) asks only for the documents sent back.
+        "requirements": requested_lines(case.resubmission_kinds or [])
+        if case.resubmission_kinds
+        and (kind == "resubmission" or case.status == "resubmission_requested")
+        else requirement_lines(settings.document_requirement),
         "resubmission_message": case.resubmission_message or "",
+        # A rule, not the draw, may have picked the order: only say "at random" when true.
+        "at_random": case.reason == "random",
     }
     env = _environment()
     return RenderedEmail(
         subject=SUBJECTS[kind].format(ref=order.external_id, shop=portal.shop_name),
         text=env.get_template("customer.txt").render(context),
         html=env.get_template("customer.html").render(context),
+    )
+
+
+def render_receipt(
+    kind: str, *, case: VerificationCase, order: Order, portal: PortalContext
+) -> RenderedEmail:
+    """Render a receipt ("receipt": documents arrived, "outcome": the check is complete).
+
+    No link and no personal details: the shop, the order reference and what happened.
+    """
+    context = {
+        "kind": kind,
+        "shop": portal.shop_name,
+        "reference": order.external_id,
+        "status": case.status,
+    }
+    env = _environment()
+    return RenderedEmail(
+        subject=SUBJECTS[kind].format(ref=order.external_id, shop=portal.shop_name),
+        text=env.get_template("receipt.txt").render(context),
+        html=env.get_template("receipt.html").render(context),
     )

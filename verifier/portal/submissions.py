@@ -28,11 +28,27 @@ from verifier.portal.documents import ProcessedUpload
 from verifier.vault.storage import Keyring, StoredBlob, delete_blob, put_blob
 
 OPEN_FOR_UPLOAD = (AWAITING_DOCUMENTS, RESUBMISSION_REQUESTED)
+CARD_KINDS = ("card_front", "card_back")
+# How a card photo's numbers were covered (Document.cover); PENDING does not count yet.
+PENDING_COVER = "pending"
+COVER_STATES = (PENDING_COVER, "painted", "preview", "declared")
 KIND_LABELS = {
     "card_front": "Front of the card",
     "card_back": "Back of the card",
     "photo_id": "Photo ID (driving licence or passport)",
     "proof_of_address": "Proof of address",
+}
+
+
+COVER_REQUIRED = {
+    "card_front": (
+        "Please confirm that all but the last four digits of the card number are covered "
+        "(tick the box), then upload the photo again."
+    ),
+    "card_back": (
+        "Please confirm that the security code and all but the last four digits are covered "
+        "(tick the box), then upload the photo again."
+    ),
 }
 
 
@@ -47,8 +63,21 @@ class PortalState:
     requested_kinds: tuple[str, ...] = ()
 
     @property
+    def ready_kinds(self) -> set[str]:
+        """Kinds that are in and usable: a card photo counts once its numbers are covered."""
+        return {
+            kind
+            for kind, docs in self.uploaded.items()
+            if kind not in CARD_KINDS or all(d.cover not in (None, PENDING_COVER) for d in docs)
+        }
+
+    @property
+    def waiting_for_cover(self) -> list[str]:
+        return [kind for kind in self.uploaded if kind not in self.ready_kinds]
+
+    @property
     def complete(self) -> bool:
-        present = set(self.uploaded)
+        present = self.ready_kinds
         if self.requested_kinds:
             return set(self.requested_kinds) <= present
         return is_complete(self.requirement, present)
@@ -94,6 +123,12 @@ def portal_state(session: Session, case_id: int, settings: Settings) -> PortalSt
         else (),
     )
     for doc in active_documents(session, case_id):
+        if state.requested_kinds and (
+            doc.kind not in state.requested_kinds or doc.round < case.resubmission_count
+        ):
+            # A resubmission shows only the documents asked for, and only new uploads of them:
+            # the one that was sent back cannot answer it.
+            continue
         state.uploaded.setdefault(doc.kind, []).append(doc)
     return state
 
@@ -157,13 +192,19 @@ def store_upload(
     *,
     settings: Settings,
     now: datetime,
+    cover: str | None = None,
 ) -> tuple[list[Document], list[str]]:
     """Record the encrypted pages as the case's `kind` document, replacing an earlier one.
 
+    `cover` says how a card photo's numbers were covered (COVER_STATES); required for cards.
     Returns the new documents and the blob names of replaced ones, to delete after commit.
     """
     case = load_case(session, case_id, for_update=True)
     check_can_upload(session, case, kind, settings)
+    if kind in CARD_KINDS and cover not in COVER_STATES:
+        raise UploadRejected(COVER_REQUIRED[kind], code="cover_required")
+    if kind not in CARD_KINDS:
+        cover = None
     replaced = session.scalars(
         select(Document).where(
             Document.case_id == case_id, Document.kind == kind, Document.status == "active"
@@ -196,6 +237,8 @@ def store_upload(
             width=page.width,
             height=page.height,
             byte_size=len(page.data),
+            cover=cover,
+            round=case.resubmission_count,
             quality_warnings=[
                 {"code": w.code, "message": w.message}
                 for w in processed.warnings
@@ -211,7 +254,8 @@ def store_upload(
         session, "document.uploaded", actor_type="customer", actor_id=f"case:{case_id}",
         target_type="case", target_id=case_id,
         details={"kind": kind, "pages": len(docs), "source_type": processed.source_type,
-                 "replaced": len(replaced), "auto_masked": sum(d.auto_masked for d in docs)},
+                 "replaced": len(replaced), "auto_masked": sum(d.auto_masked for d in docs),
+                 "cover": cover},
         now=now,
     )  # fmt: skip
     return docs, stale_blobs
@@ -224,6 +268,11 @@ def submit_documents(session: Session, case_id: int, *, settings: Settings, now:
         return False
     state = portal_state(session, case_id, settings)
     if not state.complete:
+        if state.waiting_for_cover:
+            raise ConflictError(
+                "Cover the numbers on your card photo first (paint over them on the preview "
+                "and confirm), then send again."
+            )
         raise ConflictError("Some documents are still missing; add them, then send again.")
     case.submitted_at = now
     change_status(session, case, IN_REVIEW, actor_type="customer", actor_id=f"case:{case_id}",

@@ -20,7 +20,14 @@ from verifier.core.settings import Settings
 from verifier.errors import UploadRejected
 from verifier.models import Document
 from verifier.portal.documents import DecoderPool, PipelineLimits, process_upload
-from verifier.portal.submissions import discard_blobs, encrypt_pages, store_upload
+from verifier.portal.submissions import (
+    CARD_KINDS,
+    COVER_REQUIRED,
+    COVER_STATES,
+    discard_blobs,
+    encrypt_pages,
+    store_upload,
+)
 from verifier.vault.storage import Keyring, delete_blob
 
 log = logging.getLogger(__name__)
@@ -38,12 +45,17 @@ def accept_upload(
     uploads_dir: Path,
     keyring: Keyring,
     now: Callable[[], datetime],
+    cover: str | None = None,
 ) -> list[Document]:
     """Store `data` as the case's `kind` document (one row a page) and commit; returns the rows.
 
-    Raises UploadRejected for an empty, hostile or refused file, or a case that takes no more.
+    Raises UploadRejected for an empty, hostile or refused file, a card photo whose `cover`
+    is not one of COVER_STATES, or a case that takes no more.
     `now` is called when the rows are written, after the decode.
     """
+    if kind in CARD_KINDS and cover not in COVER_STATES:
+        # Refused before the decode: nothing to undo, and the message says what to do.
+        raise UploadRejected(COVER_REQUIRED[kind], code="cover_required")
     session.commit()
     try:
         processed = process_upload(data, replace(limits, document_kind=kind), pool=pool)
@@ -56,7 +68,7 @@ def accept_upload(
     blobs = encrypt_pages(processed, uploads_dir=uploads_dir, keyring=keyring)
     try:
         docs, stale = store_upload(
-            session, case_id, kind, processed, blobs, settings=settings, now=now()
+            session, case_id, kind, processed, blobs, settings=settings, now=now(), cover=cover
         )
         session.commit()
     except Exception:

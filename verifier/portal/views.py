@@ -23,6 +23,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from verifier.core.policies import current_settings
 from verifier.core.settings import REQUIRED_SETS
@@ -31,7 +32,8 @@ from verifier.db import get_session
 from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
 from verifier.portal import cardmask
-from verifier.portal.customer_mail import requirement_lines
+from verifier.portal.covering import cover_documents, parse_boxes
+from verifier.portal.customer_mail import PortalContext, requirement_lines
 from verifier.portal.documents import (
     DEFAULT_LIMITS,
     PipelineLimits,
@@ -41,12 +43,17 @@ from verifier.portal.forms import DeclineForm, SubmitForm
 from verifier.portal.links import (
     EXPIRED_LINK,
     INVALID,
+    active_expiry,
     create_handoff_link,
     link_url,
     resolve_token,
 )
+from verifier.portal.receipts import ARRIVAL, queue_receipt
 from verifier.portal.submissions import (
+    CARD_KINDS,
     KIND_LABELS,
+    OPEN_FOR_UPLOAD,
+    PENDING_COVER,
     allowed_kinds,
     decline_verification,
     load_case,
@@ -75,7 +82,16 @@ SESSION_IDLE = timedelta(hours=1)
 # The answer to each refusal that is not about the file itself (422 is).
 UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
                  "decoder_busy": 503, "masking_unavailable": 503,
-                 "storage_full": 507}  # fmt: skip
+                 "storage_full": 507, "cover_required": 422}  # fmt: skip
+# A statement or bill often runs to several pages; a card or an ID never needs more than three.
+PDF_PAGES = {"proof_of_address": 6}
+TOO_MANY_PAGES = (
+    "This PDF has more pages than we accept in one file (at most {pages}). Please save only "
+    "the page that shows your name, address and the date as a PDF (most viewers can print or "
+    "export a single page), or take a screenshot or photo of that page, and upload that."
+)
+# How each way of sending a card photo says its numbers were covered (Document.cover).
+COVER_FIELDS = {"painted": "painted", "pending": PENDING_COVER}
 UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
 
 
@@ -83,8 +99,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def pipeline_limits() -> PipelineLimits:
-    return replace(DEFAULT_LIMITS, max_bytes=current_app.config["UPLOAD_MAX_FILE_BYTES"])
+def pipeline_limits(kind: str | None = None) -> PipelineLimits:
+    pages = PDF_PAGES.get(kind or "", DEFAULT_LIMITS.max_pdf_pages)
+    return replace(
+        DEFAULT_LIMITS, max_bytes=current_app.config["UPLOAD_MAX_FILE_BYTES"], max_pdf_pages=pages
+    )
+
+
+def _max_mb() -> int:
+    return int(current_app.config["UPLOAD_MAX_FILE_BYTES"] // (1024 * 1024))
+
+
+def _limit_text() -> str:
+    limit = current_app.config["UPLOAD_MAX_FILE_BYTES"]
+    if limit >= 1024 * 1024:
+        return f"{round(limit / (1024 * 1024), 1):g} MB"
+    return f"{limit // 1024} KB"
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge):
+    """A file over the cap: say the limit and what to do, on the page or in JSON."""
+    limit = _limit_text()
+    message = (
+        f"This file is too large: the limit is {limit}. Please send a smaller photo "
+        "(most phones can take photos at a lower resolution, or send a screenshot), or a PDF "
+        f"under {limit}. Nothing was uploaded."
+    )
+    if wants_json():
+        return jsonify({"error": {"code": "too_large", "message": message, "fields": {}}}), 413
+    return render_template("portal/too_large.html", message=message), 413
 
 
 @bp.before_request
@@ -167,7 +211,10 @@ def index():
         "reference": order.external_id,
         "placed_on": f"{order.placed_at:%d %B %Y}",
         "amount": format_amount(order.amount_minor, order.currency),
-        "deadline": g.portal_link_expires,
+        # The case's deadline, not this browser's link: a phone handed on from a desktop
+        # holds a one-hour link, but the case stays open until its emailed link expires.
+        "deadline": active_expiry(db, g.portal_case_id) or g.portal_link_expires,
+        "fingerprint": _fingerprint(state),
     }
     if not state.open_for_upload:
         return render_template("portal/status.html", **context)
@@ -185,9 +232,87 @@ def index():
         labels=KIND_LABELS,
         requirements=requirement_lines(state.requirement),
         submit_form=SubmitForm(),
-        max_mb=current_app.config["UPLOAD_MAX_FILE_BYTES"] // (1024 * 1024),
+        max_mb=_max_mb(),
+        card_kinds=CARD_KINDS,
+        pending_cover=PENDING_COVER,
+        pdf_pages={k: pipeline_limits(k).max_pdf_pages for k in kinds},
         **context,
     )
+
+
+def _fingerprint(state) -> str:
+    """What the desktop tab compares to notice an upload or a submission made elsewhere."""
+    docs = sorted(f"{d.id}:{d.cover or ''}:{d.byte_size}" for ds in state.uploaded.values()
+                  for d in ds)  # fmt: skip
+    return f"{state.case.status}|{','.join(docs)}"
+
+
+@bp.get("/portal/status")
+@portal_session_required
+def status():
+    """A small summary the page polls, so a tab learns of uploads sent from another device."""
+    db = get_session()
+    state = portal_state(db, g.portal_case_id, current_settings(db))
+    db.commit()
+    return jsonify(
+        {
+            "status": state.case.status,
+            "open": state.open_for_upload,
+            "ready": sorted(state.ready_kinds),
+            "complete": state.complete,
+            "fingerprint": _fingerprint(state),
+        }
+    )
+
+
+def _document_json(kind: str, docs) -> dict:
+    return {
+        "kind": kind,
+        "pages": len(docs),
+        "warnings": [w for d in docs for w in d.quality_warnings],
+        "previews": [url_for("portal.preview", doc_id=d.id, v=d.byte_size) for d in docs],
+        "ids": [d.id for d in docs],
+        "needs_cover": any(d.cover == PENDING_COVER for d in docs),
+        "auto_masked": (masked := sum(d.auto_masked for d in docs)),
+        "masked_message": masked_line(masked, kind) if masked else None,
+    }
+
+
+def _refused(kind: str, exc: UploadRejected | StorageFull):
+    log.info("upload refused for case %s: %s", g.portal_case_id, exc.code)
+    status = UPLOAD_STATUS.get(exc.code, 422)
+    message = exc.message
+    if exc.code == "too_many_pages":
+        message = TOO_MANY_PAGES.format(pages=pipeline_limits(kind).max_pdf_pages)
+    if wants_json():
+        answer = jsonify({"error": {"code": exc.code, "message": message, "fields": {}}})
+        answer.status_code = status
+        if status == 503:
+            answer.headers["Retry-After"] = "5"
+        return answer
+    flash(f"{KIND_LABELS[kind]}: {message}", "error")
+    return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
+
+
+def _chosen_file() -> bytes:
+    """The bytes of whichever picker was used: the camera ("photo") or the file ("file")."""
+    named = False
+    for name in ("file", "photo"):
+        for file in request.files.getlist(name):
+            data = file.read()
+            if data:
+                return data
+            named = named or bool(file.filename)
+    if named:
+        return b""  # a chosen but empty file: the pipeline says so in its own words
+    raise UploadRejected("Choose a file or take a photo first.", code="no_file")
+
+
+def _cover_field() -> str | None:
+    # The browser's masking tool says how; without JavaScript the customer ticks a box.
+    if request.form.get("covered") == "yes":
+        return "declared"
+    return COVER_FIELDS.get(request.form.get("cover", ""))
 
 
 @bp.post("/portal/documents/<kind>")
@@ -200,47 +325,54 @@ def upload(kind: str):
     case_id = g.portal_case_id
     db = get_session()
     settings = current_settings(db)
-    file = request.files.get("file")
     try:
-        data = file.read() if file is not None else b""
-        if file is None or (not file.filename and not data):
-            raise UploadRejected("Choose a file or take a photo first.", code="no_file")
+        data = _chosen_file()
         docs = accept_upload(
-            db, case_id, kind, data, settings=settings, limits=pipeline_limits(),
+            db, case_id, kind, data, settings=settings, limits=pipeline_limits(kind),
             pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
-            keyring=keyring(), now=_now,
+            keyring=keyring(), now=_now, cover=_cover_field(),
         )  # fmt: skip
     except (UploadRejected, StorageFull) as exc:
-        log.info("upload refused for case %s: %s", case_id, exc.code)
-        status = UPLOAD_STATUS.get(exc.code, 422)
-        if wants_json():
-            answer = jsonify({"error": {"code": exc.code, "message": exc.message, "fields": {}}})
-            answer.status_code = status
-            if status == 503:
-                answer.headers["Retry-After"] = "5"
-            return answer
-        flash(f"{KIND_LABELS[kind]}: {exc.message}", "error")
-        return redirect(url_for("portal.index"), code=303)
-    warnings = [w for d in docs for w in d.quality_warnings]
+        return _refused(kind, exc)
     if wants_json():
-        return jsonify(
-            {
-                "document": {
-                    "kind": kind,
-                    "pages": len(docs),
-                    "warnings": warnings,
-                    "auto_masked": (masked := sum(d.auto_masked for d in docs)),
-                    "masked_message": masked_line(masked, kind) if masked else None,
-                    "previews": [url_for("portal.preview", doc_id=d.id) for d in docs],
-                }
-            }
-        ), 201
+        return jsonify({"document": _document_json(kind, docs)}), 201
     flash(f"{KIND_LABELS[kind]}: received.", "success")
     if masked := sum(d.auto_masked for d in docs):
         flash(f"{KIND_LABELS[kind]}: {masked_line(masked, kind)}", "success")
-    for warning in warnings:
+    for warning in (w for d in docs for w in d.quality_warnings):
         flash(f"{KIND_LABELS[kind]}: {warning['message']}", "warning")
-    return redirect(url_for("portal.index"), code=303)
+    return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
+
+
+@bp.post("/portal/documents/<kind>/cover")
+@limiter.limit("30 per minute")
+@portal_session_required
+def cover(kind: str):
+    """Paint the customer's boxes over a card photo's stored pages (HEIC and PDF cards)."""
+    if kind not in CARD_KINDS:
+        abort(404)
+    form = SubmitForm()
+    if not form.validate_on_submit():
+        abort(400)
+    db = get_session()
+    try:
+        if request.form.get("confirmed") != "yes":
+            raise UploadRejected(
+                "Please confirm that the numbers are covered (tick the box) first.",
+                code="cover_required",
+            )
+        docs = cover_documents(
+            db, g.portal_case_id, kind, parse_boxes(request.form.get("boxes")),
+            settings=current_settings(db), uploads_dir=current_app.config["UPLOADS_DIR"],
+            keyring=keyring(), now=_now(),
+        )  # fmt: skip
+    except UploadRejected as exc:
+        db.rollback()
+        return _refused(kind, exc)
+    if wants_json():
+        return jsonify({"document": _document_json(kind, docs)}), 200
+    flash(f"{KIND_LABELS[kind]}: covered.", "success")
+    return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
 
 
 def masked_line(count: int, kind: str) -> str:
@@ -281,11 +413,14 @@ def submit():
         return redirect(url_for("portal.index"), code=303)
     db = get_session()
     try:
-        submit_documents(db, g.portal_case_id, settings=current_settings(db), now=_now())
+        sent = submit_documents(db, g.portal_case_id, settings=current_settings(db), now=_now())
     except ConflictError as exc:
         db.rollback()
         flash(exc.message, "error")
         return redirect(url_for("portal.index"), code=303)
+    if sent:
+        queue_receipt(db, load_case(db, g.portal_case_id), ARRIVAL,
+                      portal=PortalContext.from_config(current_app.config), now=_now())  # fmt: skip
     db.commit()
     # A second click (or a second tab) lands on the same status page: nothing is sent twice.
     return redirect(url_for("portal.index"), code=303)
@@ -296,6 +431,10 @@ def submit():
 def decline():
     form = DeclineForm()
     db = get_session()
+    if load_case(db, g.portal_case_id).status not in OPEN_FOR_UPLOAD:
+        # Declined already (or sent): the status page says so; the form has nothing to do.
+        db.commit()
+        return redirect(url_for("portal.index"), code=303)
     if form.validate_on_submit():
         try:
             decline_verification(db, g.portal_case_id, form.reason.data or "", now=_now())
@@ -324,8 +463,11 @@ def handoff():
     db = get_session()
     case = load_case(db, g.portal_case_id)
     token, expires = create_handoff_link(db, case, now=_now())
+    fingerprint = _fingerprint(portal_state(db, case.id, current_settings(db)))
     db.commit()
     url = link_url(current_app.config["BASE_URL"], token)
     # A standalone SVG data URI (with its namespace), so an <img> can show it under the CSP.
     qr_src = segno.make(url, error="m").svg_data_uri(scale=6, dark="#14213d", light="#ffffff")
-    return render_template("portal/handoff.html", qr_src=qr_src, url=url, expires=expires)
+    return render_template(
+        "portal/handoff.html", qr_src=qr_src, url=url, expires=expires, fingerprint=fingerprint
+    )

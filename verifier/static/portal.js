@@ -1,25 +1,123 @@
 // Customer portal: upload each document with a progress bar, preview it, and on card photos
-// let the customer paint over digits before the image leaves the device. No inline script
-// (strict CSP); without JavaScript the forms still work as plain uploads.
+// let the customer paint over digits: before the image leaves the device when the browser can
+// draw it, or over the server's preview (HEIC, PDF) afterwards. A card photo counts only once
+// the customer confirms its numbers are covered. No inline script (strict CSP); without
+// JavaScript the forms still work as plain uploads with a "covered" box to tick.
 (function () {
   "use strict";
   var slots = document.getElementById("slots");
   if (!slots) return;
   var requiredSets = JSON.parse(slots.getAttribute("data-required-sets") || "[]");
   var uploaded = new Set(JSON.parse(slots.getAttribute("data-uploaded") || "[]"));
+  var pendingCover = new Set();
   var submitButton = document.getElementById("submit-button");
   var submitHelp = document.getElementById("submit-help");
   var MAX_EDGE = 2560;
+  var busy = 0;  // uploads or covering in progress here: never reload under them
 
   function updateSubmit() {
     var complete = requiredSets.some(function (set) {
-      return set.every(function (kind) { return uploaded.has(kind); });
+      return set.every(function (kind) { return uploaded.has(kind) && !pendingCover.has(kind); });
     });
     submitButton.disabled = !complete;
     submitButton.setAttribute("aria-disabled", complete ? "false" : "true");
     submitHelp.textContent = complete
       ? "Everything needed is here. Send it for review."
-      : "Add the documents above, then send them for review.";
+      : pendingCover.size
+        ? "Cover the numbers on your card photo and confirm, then send it for review."
+        : "Add the documents above, then send them for review.";
+  }
+
+  // Boxes painted over one picture, by pointer or keyboard, in canvas pixels.
+  function Painter(canvas, image, onChange) {
+    var self = this;
+    self.boxes = [];
+    var frame = null;  // the keyboard's frame
+    var start = null;
+    function redraw() {
+      var ctx = canvas.getContext("2d");
+      ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+      ctx.fillStyle = "#000";
+      self.boxes.forEach(function (b) { ctx.fillRect(b.x, b.y, b.w, b.h); });
+      if (frame && document.activeElement === canvas) {
+        ctx.strokeStyle = "#ffb703";
+        ctx.lineWidth = Math.max(3, canvas.width / 200);
+        ctx.setLineDash([12, 8]);
+        ctx.strokeRect(frame.x, frame.y, frame.w, frame.h);
+        ctx.setLineDash([]);
+      }
+      if (onChange) onChange();
+    }
+    self.redraw = redraw;
+    self.undo = function () { self.boxes.pop(); redraw(); };
+    self.clear = function () { self.boxes = []; redraw(); };
+    self.fractions = function () {
+      return self.boxes.map(function (b) {
+        return [b.x / canvas.width, b.y / canvas.height, b.w / canvas.width, b.h / canvas.height];
+      });
+    };
+    function point(event) {
+      var rect = canvas.getBoundingClientRect();
+      return {
+        x: (event.clientX - rect.left) * (canvas.width / rect.width),
+        y: (event.clientY - rect.top) * (canvas.height / rect.height)
+      };
+    }
+    canvas.addEventListener("pointerdown", function (event) {
+      start = point(event);
+      canvas.setPointerCapture(event.pointerId);
+      self.boxes.push({ x: start.x, y: start.y, w: 0, h: 0 });
+      event.preventDefault();
+    });
+    canvas.addEventListener("pointermove", function (event) {
+      if (!start) return;
+      var p = point(event);
+      var box = self.boxes[self.boxes.length - 1];
+      box.x = Math.min(start.x, p.x);
+      box.y = Math.min(start.y, p.y);
+      box.w = Math.abs(p.x - start.x);
+      box.h = Math.abs(p.y - start.y);
+      redraw();
+    });
+    ["pointerup", "pointercancel"].forEach(function (name) {
+      canvas.addEventListener(name, function () {
+        var box = self.boxes[self.boxes.length - 1];
+        if (start && box && (box.w < 4 || box.h < 4)) self.boxes.pop();
+        start = null;
+        redraw();
+      });
+    });
+    // Keyboard: a frame moved by the arrows, resized with Shift, painted with Enter or Space.
+    canvas.addEventListener("focus", function () {
+      if (!frame) {
+        frame = { x: canvas.width * 0.1, y: canvas.height * 0.42,
+                  w: canvas.width * 0.8, h: canvas.height * 0.16 };
+      }
+      redraw();
+    });
+    canvas.addEventListener("blur", redraw);
+    canvas.addEventListener("keydown", function (event) {
+      var step = (event.altKey ? 0.01 : 0.04);
+      var dx = { ArrowLeft: -1, ArrowRight: 1 }[event.key] || 0;
+      var dy = { ArrowUp: -1, ArrowDown: 1 }[event.key] || 0;
+      if (dx || dy) {
+        if (event.shiftKey) {
+          frame.w = Math.max(8, Math.min(canvas.width - frame.x, frame.w + dx * step * canvas.width));
+          frame.h = Math.max(8, Math.min(canvas.height - frame.y, frame.h + dy * step * canvas.height));
+        } else {
+          frame.x = Math.max(0, Math.min(canvas.width - frame.w, frame.x + dx * step * canvas.width));
+          frame.y = Math.max(0, Math.min(canvas.height - frame.h, frame.y + dy * step * canvas.height));
+        }
+      } else if (event.key === "Enter" || event.key === " ") {
+        self.boxes.push({ x: frame.x, y: frame.y, w: frame.w, h: frame.h });
+      } else if (event.key === "Backspace" || event.key === "Delete") {
+        self.boxes.pop();
+      } else {
+        return;
+      }
+      event.preventDefault();
+      redraw();
+    });
   }
 
   function setupSlot(slot) {
@@ -28,32 +126,30 @@
     var form = slot.querySelector(".upload-form");
     var inputs = slot.querySelectorAll(".file-input");
     var progress = slot.querySelector(".progress");
-    var errorBox = slot.querySelector(".slot-error");
+    var errorBox = slot.querySelector(".upload-form .slot-error");
     var stateBox = slot.querySelector(".slot-state");
     var uploadButton = slot.querySelector(".upload-button");
     var maskTool = slot.querySelector(".mask-tool");
     var canvas = slot.querySelector(".mask-canvas");
+    var covered = slot.querySelector("input[name=covered]");
+    var coverForm = slot.querySelector(".cover-form");
     var chosen = null;      // the File the customer picked
-    var image = null;       // decoded image, for card masking
-    var boxes = [];         // painted rectangles, in canvas pixels
+    var painter = null;     // for a card photo the browser can draw
+    var coverPainters = []; // for the server's preview of each page
 
     uploadButton.hidden = true;
+    if (covered) {
+      covered.addEventListener("change", function () { uploadButton.disabled = !covered.checked; });
+    }
 
-    function showError(message) {
-      errorBox.textContent = message;
-      errorBox.hidden = false;
+    function showError(box, message) {
+      box.textContent = message;
+      box.hidden = false;
     }
 
     function clearError() {
       errorBox.hidden = true;
       errorBox.textContent = "";
-    }
-
-    function redraw() {
-      var ctx = canvas.getContext("2d");
-      ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
-      ctx.fillStyle = "#000";
-      boxes.forEach(function (b) { ctx.fillRect(b.x, b.y, b.w, b.h); });
     }
 
     function startMasking(file) {
@@ -63,103 +159,150 @@
         var scale = Math.min(1, MAX_EDGE / Math.max(img.naturalWidth, img.naturalHeight));
         canvas.width = Math.round(img.naturalWidth * scale);
         canvas.height = Math.round(img.naturalHeight * scale);
-        image = img;
-        boxes = [];
-        redraw();
+        painter = new Painter(canvas, img);
+        painter.redraw();
         maskTool.hidden = false;
         uploadButton.textContent = "Upload covered photo";
         uploadButton.hidden = false;
+        uploadButton.disabled = !covered.checked;
       };
       img.onerror = function () {
-        // Not decodable here (HEIC on most browsers, or a PDF): send as it is.
+        // Not drawable here (HEIC on most browsers): send it, then cover the server's preview.
         URL.revokeObjectURL(url);
-        image = null;
+        painter = null;
         maskTool.hidden = true;
-        upload(file, file.name);
+        upload(file, file.name, "pending");
       };
       img.src = url;
     }
 
-    function canvasPoint(event) {
-      var rect = canvas.getBoundingClientRect();
-      return {
-        x: (event.clientX - rect.left) * (canvas.width / rect.width),
-        y: (event.clientY - rect.top) * (canvas.height / rect.height)
-      };
-    }
-
     if (canvas) {
-      var start = null;
-      canvas.addEventListener("pointerdown", function (event) {
-        start = canvasPoint(event);
-        canvas.setPointerCapture(event.pointerId);
-        boxes.push({ x: start.x, y: start.y, w: 0, h: 0 });
-        event.preventDefault();
-      });
-      canvas.addEventListener("pointermove", function (event) {
-        if (!start) return;
-        var p = canvasPoint(event);
-        var box = boxes[boxes.length - 1];
-        box.x = Math.min(start.x, p.x);
-        box.y = Math.min(start.y, p.y);
-        box.w = Math.abs(p.x - start.x);
-        box.h = Math.abs(p.y - start.y);
-        redraw();
-      });
-      ["pointerup", "pointercancel"].forEach(function (name) {
-        canvas.addEventListener(name, function () {
-          var box = boxes[boxes.length - 1];
-          if (box && (box.w < 4 || box.h < 4)) boxes.pop();
-          start = null;
-          redraw();
-        });
-      });
-      slot.querySelector(".mask-undo").addEventListener("click", function () {
-        boxes.pop();
-        redraw();
-      });
-      slot.querySelector(".mask-clear").addEventListener("click", function () {
-        boxes = [];
-        redraw();
-      });
+      slot.querySelector(".mask-undo").addEventListener("click", function () { painter && painter.undo(); });
+      slot.querySelector(".mask-clear").addEventListener("click", function () { painter && painter.clear(); });
     }
 
-    function showReceived(body) {
+    function showReceived(doc) {
       stateBox.textContent = "";
       var p = document.createElement("p");
-      p.className = "received";
-      p.textContent = body.document.pages > 1
-        ? "Received (" + body.document.pages + " pages). You can replace it below."
-        : "Received. You can replace it below.";
+      if (doc.needs_cover) {
+        p.className = "needs-cover";
+        p.textContent = "Received, but not yet covered. Paint over the numbers on the picture below, then confirm.";
+      } else {
+        p.className = "received";
+        p.textContent = doc.pages > 1
+          ? "Received (" + doc.pages + " pages). You can replace it below."
+          : "Received. You can replace it below.";
+      }
       stateBox.appendChild(p);
       var previews = document.createElement("div");
       previews.className = "previews";
-      body.document.previews.forEach(function (src, i) {
+      doc.previews.forEach(function (src, i) {
         var img = document.createElement("img");
         img.src = src;
+        img.setAttribute("data-doc", doc.ids[i]);
         img.alt = slot.querySelector("h2").textContent + ", page " + (i + 1);
         previews.appendChild(img);
       });
       stateBox.appendChild(previews);
-      body.document.warnings.forEach(function (w) {
+      doc.warnings.forEach(function (w) {
         var warn = document.createElement("p");
         warn.className = "warning";
         warn.textContent = w.message;
         stateBox.appendChild(warn);
       });
+      if (doc.needs_cover) {
+        pendingCover.add(kind);
+        startCover(doc.ids, doc.previews);
+      } else {
+        pendingCover.delete(kind);
+        if (coverForm) coverForm.hidden = true;
+      }
     }
 
-    function upload(blob, name) {
+    // Covering the server's preview: one canvas a page, boxes sent as fractions of it.
+    function startCover(ids, sources) {
+      var holder = coverForm.querySelector(".cover-canvases");
+      holder.textContent = "";
+      coverPainters = [];
+      coverForm.hidden = false;
+      coverForm.querySelector(".cover-actions").hidden = false;
+      ids.forEach(function (id, i) {
+        var img = new Image();
+        var c = document.createElement("canvas");
+        c.className = "mask-canvas";
+        c.tabIndex = 0;
+        c.setAttribute("role", "img");
+        c.setAttribute("aria-label", "Page " + (i + 1) + " of your card photo: drag, or use the arrow keys and Enter, to cover numbers");
+        c.setAttribute("data-doc", id);
+        holder.appendChild(c);
+        img.onload = function () {
+          c.width = img.naturalWidth;
+          c.height = img.naturalHeight;
+          var p = new Painter(c, img);
+          p.doc = id;
+          coverPainters.push(p);
+          p.redraw();
+        };
+        img.src = sources[i];
+      });
+    }
+
+    if (coverForm) {
+      coverForm.querySelector(".cover-undo").addEventListener("click", function () {
+        coverPainters.forEach(function (p) { if (p.boxes.length) p.undo(); });
+      });
+      coverForm.querySelector(".cover-clear").addEventListener("click", function () {
+        coverPainters.forEach(function (p) { p.clear(); });
+      });
+      var pendingImgs = stateBox.querySelectorAll(".previews img");
+      if (!coverForm.hidden && pendingImgs.length) {
+        pendingCover.add(kind);
+        startCover(Array.prototype.map.call(pendingImgs, function (i) { return i.getAttribute("data-doc"); }),
+                   Array.prototype.map.call(pendingImgs, function (i) { return i.getAttribute("src"); }));
+      }
+      coverForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var errorEl = coverForm.querySelector(".cover-error");
+        errorEl.hidden = true;
+        var boxes = {};
+        coverPainters.forEach(function (p) { boxes[p.doc] = p.fractions(); });
+        var data = new FormData(coverForm);
+        data.set("boxes", JSON.stringify(boxes));
+        var xhr = new XMLHttpRequest();
+        xhr.open("POST", coverForm.action);
+        xhr.setRequestHeader("Accept", "application/json");
+        busy += 1;
+        xhr.addEventListener("loadend", function () { busy -= 1; });
+        xhr.addEventListener("load", function () {
+          var body = null;
+          try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+          if (xhr.status === 200 && body && body.document) {
+            showReceived(body.document);
+            refreshFingerprint();
+            updateSubmit();
+          } else {
+            showError(errorEl, body && body.error ? body.error.message
+              : "That did not work (error " + xhr.status + "). Please try again.");
+          }
+        });
+        xhr.send(data);
+      });
+    }
+
+    function upload(blob, name, cover) {
       clearError();
       var data = new FormData();
       data.append("csrf_token", form.querySelector("input[name=csrf_token]").value);
       data.append("file", blob, name || "photo.jpg");
+      if (cover) data.append("cover", cover);
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");
       progress.hidden = false;
       progress.value = 0;
       uploadButton.disabled = true;
+      busy += 1;
+      xhr.addEventListener("loadend", function () { busy -= 1; });
       xhr.upload.addEventListener("progress", function (event) {
         if (event.lengthComputable) progress.value = Math.round((event.loaded / event.total) * 100);
       });
@@ -177,11 +320,13 @@
           maskTool.hidden = true;
           uploadButton.hidden = true;
           chosen = null;
-          showReceived(body);
+          painter = null;
+          showReceived(body.document);
+          refreshFingerprint();
           updateSubmit();
         } else {
           stateBox.textContent = "";
-          showError(body && body.error ? body.error.message
+          showError(errorBox, body && body.error ? body.error.message
             : "The upload did not work (error " + xhr.status + "). Please try again.");
         }
       });
@@ -189,7 +334,7 @@
         progress.hidden = true;
         uploadButton.disabled = false;
         stateBox.textContent = "";
-        showError("The connection was interrupted. Please check your connection and try again.");
+        showError(errorBox, "The connection was interrupted. Please check your connection and try again.");
       });
       xhr.send(data);
     }
@@ -200,7 +345,9 @@
         chosen = input.files[0];
         input.value = "";
         clearError();
-        if (isCard && chosen.type !== "application/pdf") {
+        if (isCard && chosen.type === "application/pdf") {
+          upload(chosen, chosen.name, "pending");
+        } else if (isCard) {
           startMasking(chosen);
         } else {
           upload(chosen, chosen.name);
@@ -210,14 +357,18 @@
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (image) {
-        redraw();
+      if (painter) {
+        if (!covered.checked) {
+          showError(errorBox, "Please tick the box to confirm the numbers are covered.");
+          return;
+        }
+        painter.redraw();
         // The painted canvas, not the original file, is what leaves the device.
-        canvas.toBlob(function (blob) { upload(blob, "card.jpg"); }, "image/jpeg", 0.92);
+        canvas.toBlob(function (blob) { upload(blob, "card.jpg", "painted"); }, "image/jpeg", 0.92);
       } else if (chosen) {
         upload(chosen, chosen.name);
       } else {
-        showError("Choose a file or take a photo first.");
+        showError(errorBox, "Choose a file or take a photo first.");
       }
     });
   }
@@ -230,4 +381,56 @@
   submitForm.addEventListener("submit", function () {
     setTimeout(function () { submitButton.disabled = true; }, 0);
   });
+
+  // Uploads made on another device (the phone after the QR hand-off) show up here too.
+  var statusUrl = slots.getAttribute("data-status-url");
+  var fingerprint = slots.getAttribute("data-fingerprint");
+  function refreshFingerprint() {
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) { if (s) fingerprint = s.fingerprint; })
+      .catch(function () {});
+  }
+  window.verifierPortalPoll = function () {
+    if (busy || document.hidden) return;
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (!s || busy || s.fingerprint === fingerprint) return;
+        var note = document.getElementById("elsewhere");
+        note.textContent = s.open ? "New uploads arrived from your other device; updating this page…"
+          : "Your documents were sent from your other device.";
+        note.hidden = false;
+        window.location.reload();
+      })
+      .catch(function () {});
+  };
+  setInterval(window.verifierPortalPoll, 5000);
+})();
+
+// The QR hand-off page: tell the desktop when the phone has sent the photos.
+(function () {
+  "use strict";
+  var box = document.getElementById("handoff-status");
+  if (!box) return;
+  var statusUrl = box.getAttribute("data-status-url");
+  var start = box.getAttribute("data-fingerprint");
+  function poll() {
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (!s) return;
+        if (!s.open) {
+          box.textContent = "Your phone has sent the documents. Thank you: there is nothing more to do here.";
+          box.className = "received";
+          var back = document.getElementById("handoff-back");
+          if (back) back.textContent = "See the status of your verification";
+        } else if (s.fingerprint !== start) {
+          box.textContent = "Received from your phone so far: " + (s.ready.length ? s.ready.length + " document(s)" : "a photo") + ". Send them for review on the phone when all are in.";
+        }
+      })
+      .catch(function () {});
+  }
+  window.verifierHandoffPoll = poll;
+  setInterval(poll, 4000);
 })();
