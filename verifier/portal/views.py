@@ -30,6 +30,7 @@ from verifier.core.wording import format_amount
 from verifier.db import get_session
 from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
+from verifier.portal.capacity import decode_caps
 from verifier.portal.customer_mail import requirement_lines
 from verifier.portal.documents import (
     DEFAULT_LIMITS,
@@ -66,7 +67,8 @@ PORTAL_KEY = "portal"
 SESSION_IDLE = timedelta(hours=1)
 # The answer to each refusal that is not about the file itself (422 is).
 UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
-                 "decoder_busy": 503, "storage_full": 507}  # fmt: skip
+                 "decoder_busy": 503, "decoder_limit": 429,
+                 "storage_full": 507}  # fmt: skip
 UPLOAD_OVERHEAD_BYTES = 256 * 1024  # multipart framing and the CSRF field around one file
 
 
@@ -196,18 +198,19 @@ def upload(kind: str):
         data = file.read() if file is not None else b""
         if file is None or (not file.filename and not data):
             raise UploadRejected("Choose a file or take a photo first.", code="no_file")
-        docs = accept_upload(
-            db, case_id, kind, data, settings=settings, limits=pipeline_limits(),
-            pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
-            keyring=keyring(), now=_now,
-        )  # fmt: skip
+        with decode_caps(case_id, request.remote_addr):
+            docs = accept_upload(
+                db, case_id, kind, data, settings=settings, limits=pipeline_limits(),
+                pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
+                keyring=keyring(), now=_now,
+            )  # fmt: skip
     except (UploadRejected, StorageFull) as exc:
         log.info("upload refused for case %s: %s", case_id, exc.code)
         status = UPLOAD_STATUS.get(exc.code, 422)
         if wants_json():
             answer = jsonify({"error": {"code": exc.code, "message": exc.message, "fields": {}}})
             answer.status_code = status
-            if status == 503:
+            if status in (429, 503):
                 answer.headers["Retry-After"] = "5"
             return answer
         flash(f"{KIND_LABELS[kind]}: {exc.message}", "error")
