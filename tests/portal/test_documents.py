@@ -427,10 +427,12 @@ def test_decoder_timeout_fails_that_upload_and_the_pool_recovers(pool: DecoderPo
 def test_memory_limit_fails_cleanly(pool: DecoderPool) -> None:
     # Within the pixel cap (49 MP) but needs far more than 320 MiB to decode and convert.
     heavy = bilevel_png(7000, 7000)
-    tight = DecoderPool(PipelineLimits(worker_memory_bytes=320 * 1024 * 1024), max_workers=1)
+    # Admission by cost would refuse this sparse file first; switched off to reach the cap.
+    limits = PipelineLimits(worker_memory_bytes=320 * 1024 * 1024, min_bytes_per_megapixel=0)
+    tight = DecoderPool(limits, max_workers=1)
     try:
         with pytest.raises(UploadRejected) as caught:
-            process_upload(heavy, pool=tight)
+            process_upload(heavy, limits, pool=tight)
     finally:
         tight.shutdown()
 

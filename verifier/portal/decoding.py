@@ -25,7 +25,7 @@ import pypdfium2.raw as pdfium_raw
 from PIL import Image, ImageFilter, ImageStat
 
 from verifier.errors import UploadRejected
-from verifier.portal import cardmask
+from verifier.portal import admission, cardmask
 
 MIB = 1024 * 1024
 
@@ -71,7 +71,17 @@ class PipelineLimits:
     pdf_render_dpi: int = 150
     min_edge: int = 600
     jpeg_quality: int = 88
-    decode_timeout_s: float = 20.0
+    # Admission by cost, decided before any pixel is decoded: an image above
+    # sparse_check_pixels must bring at least min_bytes_per_megapixel of file for each
+    # megapixel it declares (a real 12 MP photo brings 200,000+; a 1 KB JPEG claiming
+    # 50 MP brings 20), and a PDF's compressed streams may inflate to at most
+    # max_pdf_inflated_bytes in all (a page of text is well under 1 MB).
+    sparse_check_pixels: int = 4_000_000
+    min_bytes_per_megapixel: int = 10_000
+    max_pdf_inflated_bytes: int = 48 * MIB
+    # Every heavy file is answered within 10 s: the wall-clock budget of one decode
+    # (card masking included), after which the decoder is killed and replaced.
+    decode_timeout_s: float = 9.0
     # Address space, not resident memory: ONNX Runtime's arenas and threads (card masking)
     # reserve far more than they touch; under 1.5 GiB its first inference fails (bad_alloc).
     worker_memory_bytes: int = 2560 * MIB
@@ -144,6 +154,10 @@ _MESSAGES = {
         "This PDF has more pages than we accept. Please upload only the pages we asked for "
         "(at most {pages}), or a photo of each page."
     ),
+    "decoder_limit": (
+        "We're already processing several of your files. Please wait until they finish, "
+        "then send this one again; nothing is wrong with it."
+    ),
     "decoder_busy": (
         "We're processing a lot of files right now. Please wait a moment and send this one "
         "again; nothing is wrong with it."
@@ -183,6 +197,7 @@ def decode_upload(data: bytes, limits: PipelineLimits = DEFAULT_LIMITS) -> Proce
     """Turn uploaded bytes into clean JPEG pages plus quality warnings; raise UploadRejected."""
     mime = sniff_type(data)
     if mime == PDF_TYPE:
+        admission.check_pdf_cost(data, limits.max_pdf_inflated_bytes)
         source_type, images = PDF_TYPE, _render_pdf(data, limits)
     else:
         source_type, formats = _IMAGE_TYPES[mime]
@@ -228,6 +243,9 @@ def _decode_image(data: bytes, formats: tuple[str, ...], limits: PipelineLimits)
         # Decided from the header alone: nothing has been decompressed yet.
         if width * height > limits.max_pixels:
             raise reject("too_many_pixels")
+        admission.check_image_cost(
+            len(data), width, height, limits.sparse_check_pixels, limits.min_bytes_per_megapixel
+        )
         if image.format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target is that much smaller.
             # draft() never goes below the size asked for; asking for a little less than

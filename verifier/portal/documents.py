@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from verifier.errors import UploadRejected
 from verifier.portal import decoding
+from verifier.portal.capacity import HostSlots, default_capacity, default_slot_dir
 from verifier.portal.decoding import (
     DEFAULT_LIMITS,
     SOURCE_TYPES,
@@ -99,8 +101,11 @@ class DecoderPool:
         *,
         recycle_after: int = 200,
         lane_wait_s: float = LANE_WAIT_S,
+        host_slots: HostSlots | None = None,
     ) -> None:
         self.limits = limits
+        # Shared with every web worker on the host: at most host_slots.count decodes at once.
+        self.host_slots = host_slots
         self.lane_wait_s = lane_wait_s
         self.max_workers = max_workers
         self.recycle_after = recycle_after
@@ -119,7 +124,7 @@ class DecoderPool:
 
         def start(_lane: int) -> None:
             try:
-                self._call(decoding.ready, timeout=60)
+                self._call(decoding.ready, timeout=60, host_slot=False)
             except (UploadRejected, RuntimeError) as exc:
                 log.warning("decoder lane did not start ahead of time: %s", exc)
 
@@ -136,7 +141,7 @@ class DecoderPool:
         for executor in executors:
             executor.shutdown(wait=wait, cancel_futures=True)
 
-    def _call(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    def _call(self, fn: Callable[..., T], *args: Any, timeout: float, host_slot: bool = True) -> T:
         """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects.
 
         No lane free within the wait: "decoder_busy" (try again in a moment), never a verdict
@@ -144,9 +149,25 @@ class DecoderPool:
         broken when the job is handed over; it gets a new process and the job runs there.
         """
         idle = self._idle_lanes()
+        started = time.monotonic()
+        slot = None
+        if host_slot and self.host_slots is not None:
+            slot = self.host_slots.acquire(self.lane_wait_s)
+            if slot is None:
+                raise reject("decoder_busy")
+        try:
+            return self._call_on_lane(idle, started, fn, *args, timeout=timeout)
+        finally:
+            if slot is not None and self.host_slots is not None:
+                self.host_slots.release(slot)
+
+    def _call_on_lane(
+        self, idle: queue.Queue[_Lane], started: float, fn: Callable[..., T], *args: Any,
+        timeout: float,
+    ) -> T:  # fmt: skip
         try:
             # Waiting for a free lane is not decoding time: the job's own clock starts later.
-            lane = idle.get(timeout=self.lane_wait_s)
+            lane = idle.get(timeout=max(0.0, self.lane_wait_s - (time.monotonic() - started)))
         except queue.Empty:
             raise reject("decoder_busy") from None
         try:
@@ -267,11 +288,19 @@ _default_lock = threading.Lock()
 
 
 def get_default_pool(max_workers: int = 2) -> DecoderPool:
-    """Return the process-wide DecoderPool, creating it on first use."""
+    """Return the process-wide DecoderPool, creating it on first use.
+
+    Its decodes count against the host-wide capacity (VERIFIER_DECODERS, default the CPU
+    count), and it keeps no more decoder processes than that capacity could ever use.
+    """
     global _default_pool
     with _default_lock:
         if _default_pool is None or _default_pool._closed:
-            _default_pool = DecoderPool(DEFAULT_LIMITS, max_workers=max_workers)
+            capacity = default_capacity()
+            slots = HostSlots(default_slot_dir(), "decode", capacity)
+            _default_pool = DecoderPool(
+                DEFAULT_LIMITS, max_workers=min(max_workers, capacity), host_slots=slots
+            )
         return _default_pool
 
 

@@ -32,6 +32,7 @@ from verifier.db import get_session
 from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
 from verifier.portal import cardmask
+from verifier.portal.capacity import decode_caps
 from verifier.portal.covering import cover_documents, parse_boxes
 from verifier.portal.customer_mail import PortalContext, requirement_lines
 from verifier.portal.documents import (
@@ -81,7 +82,7 @@ PORTAL_KEY = "portal"
 SESSION_IDLE = timedelta(hours=1)
 # The answer to each refusal that is not about the file itself (422 is).
 UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
-                 "decoder_busy": 503, "masking_unavailable": 503,
+                 "decoder_busy": 503, "decoder_limit": 429, "masking_unavailable": 503,
                  "storage_full": 507, "cover_required": 422}  # fmt: skip
 # A statement or bill often runs to several pages; a card or an ID never needs more than three.
 PDF_PAGES = {"proof_of_address": 6}
@@ -287,7 +288,7 @@ def _refused(kind: str, exc: UploadRejected | StorageFull):
     if wants_json():
         answer = jsonify({"error": {"code": exc.code, "message": message, "fields": {}}})
         answer.status_code = status
-        if status == 503:
+        if status in (429, 503):
             answer.headers["Retry-After"] = "5"
         return answer
     flash(f"{KIND_LABELS[kind]}: {message}", "error")
@@ -327,11 +328,12 @@ def upload(kind: str):
     settings = current_settings(db)
     try:
         data = _chosen_file()
-        docs = accept_upload(
-            db, case_id, kind, data, settings=settings, limits=pipeline_limits(kind),
-            pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
-            keyring=keyring(), now=_now, cover=_cover_field(),
-        )  # fmt: skip
+        with decode_caps(case_id, request.remote_addr):
+            docs = accept_upload(
+                db, case_id, kind, data, settings=settings, limits=pipeline_limits(kind),
+                pool=get_default_pool(), uploads_dir=current_app.config["UPLOADS_DIR"],
+                keyring=keyring(), now=_now, cover=_cover_field(),
+            )  # fmt: skip
     except (UploadRejected, StorageFull) as exc:
         return _refused(kind, exc)
     if wants_json():
