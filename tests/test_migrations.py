@@ -14,7 +14,7 @@ from verifier.models import Base
 EXPRESSION_INDEXES = {"ix_verification_cases_waiting"}
 TRIGGERS = {
     "sqlite": {"rollup_decision_inserted", "rollup_case_inserted", "rollup_case_moved"},
-    "postgresql": {"rollup_decision_inserted", "rollup_case_changed"},
+    "postgresql": {"rollup_decision_inserted", "rollup_case_changed", "audit_events_append_only"},
 }
 
 
