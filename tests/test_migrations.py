@@ -18,7 +18,8 @@ SEARCH_INDEXES = {"sqlite": "orders_search", "postgresql": "ix_orders_search_trg
 TRIGGERS = {
     "sqlite": {"rollup_decision_inserted", "rollup_case_inserted", "rollup_case_moved",
                "orders_search_inserted", "orders_search_changed", "orders_search_deleted"},
-    "postgresql": {"rollup_decision_inserted", "rollup_case_changed"},
+    "postgresql": {"rollup_decision_inserted", "rollup_case_changed",
+                   "audit_events_append_only"},
 }  # fmt: skip
 
 

@@ -1,16 +1,20 @@
-"""The `verifier` commands: migrate, staff users, API keys, sampling rate, CSV import, demo."""
+"""The `verifier` commands: migrate, staff users, API keys, sampling rate, CSV import, demo,
+audit verify/export, master-key rotation."""
 
 from __future__ import annotations
 
 import random
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from verifier.core.audit import record_event
+from verifier.core.audit_chain import verify_chain
+from verifier.core.audit_export import EXPORT_FORMATS, export_lines
 from verifier.core.policies import create_policy_version, current_settings
 from verifier.core.sampling import format_rate, parse_rate
 from verifier.db import get_session, migrate, new_session
@@ -18,11 +22,14 @@ from verifier.demo.shop import DEMO_API_KEY, DEMO_USERS, seed_demo
 from verifier.errors import VerifierError
 from verifier.intake.apikeys import create_api_key, list_api_keys, revoke_api_key
 from verifier.intake.csvimport import import_orders
-from verifier.models import ROLES
+from verifier.models import ROLES, OutboxEmail, StaffUser
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.purge import purge_due_documents
 from verifier.staff.accounts import reset_password, reset_two_factor
+from verifier.staff.totp import SEAL_PURPOSE as TOTP_PURPOSE
 from verifier.staff.users import create_user, find_user
+from verifier.vault.rotation import SealedColumn, key_usage, rotate_master_key
+from verifier.vault.secretbox import EMAIL_BODY_PURPOSE, email_body_binding
 from verifier.vault.storage import Keyring
 from verifier.worker import run_worker
 
@@ -273,3 +280,107 @@ def reset_two_factor_command(email: str) -> None:
     user = reset_two_factor(session, _staff_by_email(email).id, actor=None, now=_now())
     session.commit()
     click.echo(f"Two-factor sign-in is off for {user.email}; they can set it up again.")
+
+
+audit_group = AppGroup("audit", help="Check and export the hash-chained audit log.")
+commands.add_command(audit_group)
+
+
+def _parse_day(value: str | None, option: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date like 2026-01-31", param_hint=option
+        ) from None
+
+
+@audit_group.command("verify")
+@click.option("--anchor", metavar="SEQ:HASH",
+              help="A head printed by an earlier run, kept outside the database.")  # fmt: skip
+@with_appcontext
+def audit_verify_command(anchor: str | None) -> None:
+    """Re-hash the whole audit chain; name every edited, inserted or deleted event (exit 1)."""
+    anchored = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise click.BadParameter("give SEQ:HASH as printed by a run", param_hint="--anchor")
+        anchored = (int(seq), digest.lower())
+    report = verify_chain(get_session(), anchor=anchored)
+    for line in report.lines():
+        click.echo(line, err=not report.ok and not line.startswith("Audit chain"))
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit_group.command("export")
+@click.option("--since", help="First day (UTC, YYYY-MM-DD), inclusive.")
+@click.option("--until", help="Last day (UTC, YYYY-MM-DD), inclusive.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv",
+              show_default=True)  # fmt: skip
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of standard output.")  # fmt: skip
+@with_appcontext
+def audit_export_command(since: str | None, until: str | None, fmt: str,
+                         output: Path | None) -> None:  # fmt: skip
+    """Write the audit events of a date range as CSV or JSON lines, with their chain hashes."""
+    start = _parse_day(since, "--since")
+    end = _parse_day(until, "--until")
+    end = end + timedelta(days=1) if end else None
+    session = get_session()
+    record_event(session, "audit.exported", actor_type="cli", actor_id="cli",
+                 details={"format": fmt, "since": since or "", "until": until or ""})  # fmt: skip
+    session.commit()
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    count = -1 if fmt == "csv" else 0
+    try:
+        for line in export_lines(session, fmt, start, end):
+            out.write(line)
+            count += 1
+    finally:
+        if output:
+            out.close()
+    click.echo(f"Exported {count} events.", err=True)
+
+
+# Every column holding values sealed under the master key (verifier.vault.secretbox).
+SEALED_COLUMNS = [
+    SealedColumn(OutboxEmail, "text_body", EMAIL_BODY_PURPOSE,
+                 lambda row: email_body_binding(row.case_id, row.kind)),
+    SealedColumn(OutboxEmail, "html_body", EMAIL_BODY_PURPOSE,
+                 lambda row: email_body_binding(row.case_id, row.kind)),
+    SealedColumn(StaffUser, "totp_secret", TOTP_PURPOSE, lambda row: f"staff:{row.id}"),
+]  # fmt: skip
+
+
+@commands.command("rotate-master-key")
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 10_000),
+              help="Rows per transaction.")  # fmt: skip
+@click.option("--status", is_flag=True, help="Only print how many rows each key protects.")
+@with_appcontext
+def rotate_master_key_command(batch: int, status: bool) -> None:
+    """Re-wrap every data key and re-seal every secret under VERIFIER_MASTER_KEY (resumable)."""
+    # current_app is a werkzeug LocalProxy, which Flask's stubs type as Flask itself.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    keyring = Keyring.from_config(app.config)
+    if status:
+        usage = key_usage(get_session(), SEALED_COLUMNS)
+        for key_id, count in sorted(usage.items()):
+            where = "current" if key_id == keyring.current_id else (
+                "old" if key_id in keyring.keys else "NOT CONFIGURED")  # fmt: skip
+            click.echo(f"{key_id}  {where:<14} {count} row(s)")
+        if not usage:
+            click.echo("Nothing is sealed under any master key.")
+        return
+    try:
+        report = rotate_master_key(lambda: new_session(app), keyring, SEALED_COLUMNS,
+                                   now=_now(), batch=batch)  # fmt: skip
+    except VerifierError as exc:
+        _fail(exc)
+    for line in report.lines():
+        click.echo(line)
+    if not report.done:
+        sys.exit(1)

@@ -380,7 +380,11 @@ class Document(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: rows are inserted, never updated or deleted by the application."""
+    """Append-only and hash-chained: each row's `hash` covers its fields and the previous hash.
+
+    `seq`, `prev_hash` and `hash` are filled at commit by verifier.core.audit_chain, under the
+    chain-head lock; on PostgreSQL a trigger refuses any other UPDATE and every DELETE.
+    """
 
     __tablename__ = "audit_events"
 
@@ -392,6 +396,19 @@ class AuditEvent(Base):
     target_type: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The one row (id 1) naming the chain's last event: its lock serialises appends."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class OutboxEmail(Base):

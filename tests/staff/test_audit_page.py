@@ -1,4 +1,4 @@
-"""The admin audit page: filters, keyset paging, compact details; list_events underneath."""
+"""The admin audit page: filters, keyset paging, readable details, export; list_events."""
 
 from __future__ import annotations
 
@@ -75,15 +75,18 @@ def test_filters(admin_client, query, expected):
 
 
 @pytest.mark.usefixtures("trail")
-def test_newest_first_with_staff_emails_and_escaped_compact_details(admin_client):
+def test_newest_first_with_staff_emails_and_escaped_readable_details(admin_client):
     page = _text(admin_client.get("/admin/audit"))
     ids = _ids(page)
     assert ids == sorted(ids, reverse=True)
     # The sign-in of the admin who is looking is the newest event.
     assert re.search(r"<code>staff\.login</code>", page)
     assert "admin@example.test" in page and "reviewer@example.test" in page
-    assert "{&#34;name&#34;: &#34;&lt;b&gt;shop&lt;/b&gt;&#34;}" in page
+    # Details as labelled text, escaped, never as JSON.
+    assert "<dt>Name</dt><dd>&lt;b&gt;shop&lt;/b&gt;</dd>" in page
+    assert "<dt>To</dt><dd>approved</dd>" in page
     assert "<b>shop</b>" not in page
+    assert "&#34;name&#34;" not in page and '{"' not in page
 
 
 def test_keyset_paging_by_id(app, admin_client):
@@ -135,3 +138,42 @@ def test_list_events_pages_without_gaps_or_repeats(app, db_session):
     assert last.newer_after_id is not None
     back = list_events(db_session, filters, after_id=last.newer_after_id, limit=3)
     assert [e.details["n"] for e in back.events] == [3, 2, 1]
+
+
+@pytest.mark.usefixtures("trail")
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_downloads_the_chosen_days_with_their_hashes_and_is_audited(
+    app, admin_client, db_session, fmt
+):
+    import csv
+    import io
+    import json
+
+    page = _text(admin_client.get("/admin/audit", query_string={"since": "2026-11-21"}))
+    assert f"/admin/audit/export?format={fmt}&amp;since=2026-11-21" in page
+    response = admin_client.get(
+        "/admin/audit/export",
+        query_string={"format": fmt, "since": "2026-11-21", "until": "2026-11-21"},
+    )
+    assert response.status_code == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    body = response.get_data(as_text=True)
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(body)))
+    else:
+        rows = [json.loads(line) for line in body.splitlines()]
+    assert [(r["action"], str(r["target_id"])) for r in rows] == [("case.opened", "8")]
+    assert len(rows[0]["hash"]) == 64 and len(rows[0]["prev_hash"]) == 64
+    db_session.rollback()
+    from sqlalchemy import select
+
+    from verifier.models import AuditEvent
+
+    exported = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "audit.exported")
+    ).all()
+    assert [e.details["format"] for e in exported] == [fmt]
+
+
+def test_export_refuses_an_unknown_format(admin_client):
+    assert admin_client.get("/admin/audit/export?format=xml").status_code == 422

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+# Imported for its commit hook, which links every new event into the hash chain.
+import verifier.core.audit_chain  # noqa: F401
 from verifier.models import AuditEvent, StaffUser
 
 # Keys that must never reach an event, whatever a caller passes in `details`.

@@ -7,7 +7,6 @@ reaches the disk. The caller audits the export.
 from __future__ import annotations
 
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from fpdf import FPDF
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from verifier.core.audit_export import details_line
 from verifier.core.checklist import CHECKS, REJECTION_REASONS
 from verifier.errors import NotFoundError, StorageError
 from verifier.models import AuditEvent, Order, StaffUser, VerificationCase
@@ -188,8 +188,10 @@ def build_evidence_pdf(
     pdf.heading("Audit trail")
     for event in case_audit_trail(session, case):
         actor = event.actor_type + (f" {event.actor_id}" if event.actor_id else "")
-        details = json.dumps(event.details, sort_keys=True, ensure_ascii=False, default=str)
-        pdf.line(f"{_when(event.at)}  {event.action}  by {actor}  {details}", size=8)
+        details = details_line(event.details)
+        pdf.line(f"{_when(event.at)}  {event.action}  by {actor}", size=8)
+        if details:
+            pdf.line(f"    {details}", size=8)
     return pdf.output()
 
 

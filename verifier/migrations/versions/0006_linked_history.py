@@ -20,7 +20,7 @@ from verifier.core.linkkeys import link_keys
 
 
 revision = "0006_linked_history"
-down_revision = "0004_card_masking"
+down_revision = "0005_audit_chain"
 branch_labels = None
 depends_on = None
 
