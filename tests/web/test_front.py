@@ -3,6 +3,7 @@ while 40 clients send upload bodies at one byte a second, and closes them once t
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.cookiejar
 import io
@@ -110,10 +111,9 @@ def _slow_socket(port: int) -> socket.socket:
 
 def _upload_through_portal(port: int, key: str) -> int:
     base = f"http://127.0.0.1:{port}"
-    order = json.dumps({
-        "external_id": "FRONT-1", "placed_at": "2026-01-01T00:00:00Z", "currency": "EUR",
-        "amount": "12.50", "customer": {"email": "c@example.com", "name": "C"},
-    }).encode()  # fmt: skip
+    fields = json.loads((ROOT / "bench" / "order.json").read_text())
+    fields["external_id"] = "FRONT-1"
+    order = json.dumps(fields).encode()
     request = urllib.request.Request(
         base + "/api/v1/orders", data=order, method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -128,10 +128,14 @@ def _upload_through_portal(port: int, key: str) -> int:
     Image.effect_noise((800, 500), 60).convert("RGB").save(image, "JPEG")
     boundary = "front-test-boundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{csrf}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="card.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + image.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{csrf}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="card.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + image.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     upload = urllib.request.Request(
         base + "/portal/documents/card_front", data=body, method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
@@ -157,16 +161,21 @@ def test_slow_bodies_neither_starve_the_server_nor_stay_open(served):
     def drip() -> None:
         while not stop.wait(1.0):
             for sock in slow:
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(b"x")
-                except OSError:
-                    pass
 
     dripping = threading.Thread(target=drip, daemon=True)
     dripping.start()
     probes: list[tuple[str, int, float]] = []
-    upload_status: list[int] = []
-    uploader = threading.Thread(target=lambda: upload_status.append(_upload_through_portal(port, key)))
+    upload_status: list[object] = []
+
+    def upload() -> None:
+        try:
+            upload_status.append(_upload_through_portal(port, key))
+        except Exception as error:
+            upload_status.append(repr(error))
+
+    uploader = threading.Thread(target=upload)
     uploader.start()
     ends = time.monotonic() + DRIP_SECONDS
     while time.monotonic() < ends:
