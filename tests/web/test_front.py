@@ -153,6 +153,7 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_slow_bodies_neither_starve_the_server_nor_stay_open(served):
     port, key = served
     slow = [_slow_socket(port) for _ in range(SLOW)]
