@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install system-deps run-deps services migrate demo run serve worker test test-sqlite test-postgres lint format bench screenshots clean
+.PHONY: install system-deps run-deps services migrate demo run serve loadtest worker test test-sqlite test-postgres lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,16 @@ run: run-deps demo
 worker: migrate
 	$(BIN)/verifier worker
 
-# Production-style server: gunicorn with several workers (set VERIFIER_* first).
-serve: migrate
-	$(BIN)/gunicorn --config gunicorn.conf.py --workers 4 --threads 4 --bind $(HOST):$(PORT) wsgi:app
+# Production layout: nginx on HOST:PORT buffering every request, gunicorn (4x4) behind it on a
+# unix socket (scripts/serve.sh, deploy/nginx.conf.in; set VERIFIER_* first). Ctrl+C stops both.
+serve: run-deps migrate
+	@BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/serve.sh
+
+# A bounded mixed load against that layout, then a check that nothing was lost or doubled
+# (60 s by default: make loadtest LOADTEST_ARGS="--seconds 120"; PostgreSQL too with
+# VERIFIER_LOADTEST_DATABASE_URL).
+loadtest: install run-deps
+	$(BIN)/python -m bench.loadtest $(LOADTEST_ARGS)
 
 test: install system-deps services lint test-sqlite test-postgres
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages Verifier needs when they are missing: libmagic (python-magic),
-# Chromium and ChromeDriver (browser tests and screenshots), Redis (shared rate limits),
-# Tesseract (a second OCR reader for the card-masking tests). Idempotent; quiet when all present.
-# `system-deps.sh run` checks only what serving needs (libmagic); no argument, everything.
+# nginx (the front of `make serve`), Chromium and ChromeDriver (browser tests and screenshots),
+# Redis (shared rate limits), Tesseract (a second OCR reader for the card-masking tests).
+# Idempotent; quiet when all present.
+# `system-deps.sh run` checks only what serving needs (libmagic, nginx); no argument, everything.
 set -euo pipefail
 need=()
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || need+=(libmagic1)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ "${1:-all}" != run ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
