@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -12,14 +12,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
-    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -492,34 +490,4 @@ class QualityReview(Base):
     completed_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
-class DailyCount(Base):
-    """Orders received and cases ended per UTC day, kept by database triggers (migration 0002).
-
-    Orders count on the day they arrived, by sampling rate; cases on the day they ended. Each
-    key is spread over 16 shards so concurrent writers seldom wait on one row: sum them.
-    """
-
-    __tablename__ = "daily_counts"
-
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    rate_bp: Mapped[int] = mapped_column(Integer, primary_key=True)
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    received: Mapped[int] = mapped_column(Integer, server_default="0")
-    flagged_random: Mapped[int] = mapped_column(Integer, server_default="0")
-    flagged_rule: Mapped[int] = mapped_column(Integer, server_default="0")
-    repeat_exempt: Mapped[int] = mapped_column(Integer, server_default="0")
-    approved: Mapped[int] = mapped_column(Integer, server_default="0")
-    rejected: Mapped[int] = mapped_column(Integer, server_default="0")
-    declined: Mapped[int] = mapped_column(Integer, server_default="0")
-    expired: Mapped[int] = mapped_column(Integer, server_default="0")
-    resubmitted: Mapped[int] = mapped_column(Integer, server_default="0")  # ended after one
-
-
-class CaseCount(Base):
-    """Cases per state, kept by database triggers (migration 0002); sum the shards."""
-
-    __tablename__ = "case_counts"
-
-    status: Mapped[str] = mapped_column(String(32), primary_key=True)
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(Integer, server_default="0")
+# The rollup tables (DailyCount, CaseCount) live beside their readers in verifier.core.rollups.

@@ -215,6 +215,7 @@ ROUTES = [
     Row("admin.staff_action", "POST", "/admin/staff/{target}/reset-two-factor",
         admin_only(FORM_POST)),
     Row("admin.audit", "GET", "/admin/audit", admin_only()),
+    Row("admin.audit_export", "GET", "/admin/audit/export", admin_only()),
     Row("settings.edit", "GET", "/admin/settings/", admin_only()),
     Row("settings.submit", "POST", "/admin/settings/", admin_only(FORM_POST)),
     Row("settings.history", "GET", "/admin/settings/history", admin_only()),

@@ -137,7 +137,7 @@ def _upload_through_portal(port: int, key: str) -> int:
         + f"\r\n--{boundary}--\r\n".encode()
     )
     upload = urllib.request.Request(
-        base + "/portal/documents/card_front", data=body, method="POST",
+        base + "/portal/documents/photo_id", data=body, method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
                  "Accept": "application/json"},
     )  # fmt: skip

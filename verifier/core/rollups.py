@@ -8,10 +8,44 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Date, Integer, SmallInteger, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from verifier.models import CaseCount, DailyCount
+from verifier.models import Base
+
+
+class DailyCount(Base):
+    """Orders received and cases ended per UTC day, kept by database triggers (migration 0002).
+
+    Orders count on the day they arrived, by sampling rate; cases on the day they ended. Each
+    key is spread over 16 shards so concurrent writers seldom wait on one row: sum them.
+    """
+
+    __tablename__ = "daily_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rate_bp: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, server_default="0")
+    flagged_random: Mapped[int] = mapped_column(Integer, server_default="0")
+    flagged_rule: Mapped[int] = mapped_column(Integer, server_default="0")
+    repeat_exempt: Mapped[int] = mapped_column(Integer, server_default="0")
+    approved: Mapped[int] = mapped_column(Integer, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    declined: Mapped[int] = mapped_column(Integer, server_default="0")
+    expired: Mapped[int] = mapped_column(Integer, server_default="0")
+    resubmitted: Mapped[int] = mapped_column(Integer, server_default="0")  # ended after one
+
+
+class CaseCount(Base):
+    """Cases per state, kept by database triggers (migration 0002); sum the shards."""
+
+    __tablename__ = "case_counts"
+
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, server_default="0")
+
 
 DAY_COUNTS = ("received", "flagged_random", "flagged_rule", "repeat_exempt",
               "approved", "rejected", "declined", "expired", "resubmitted")  # fmt: skip
