@@ -159,6 +159,10 @@ ROUTES = [
     Row("staff.password", "POST", "/staff/password", staff_only(reached(200, 422))),
     Row("staff.two_factor", "GET", "/staff/two-factor", staff_only()),
     Row("staff.two_factor", "POST", "/staff/two-factor", staff_only(reached(200, 400, 422))),
+    Row("staff.sessions", "GET", "/staff/sessions", staff_only()),
+    # Session ids are not staff ids: an id nobody holds is 404 (or a stale form's redirect).
+    Row("staff.end_session", "POST", "/staff/sessions/999999/end", staff_only(FORM_POST)),
+    Row("staff.end_other_sessions", "POST", "/staff/sessions/end-others", staff_only(FORM_POST)),
     # Shop API: a key or nothing; staff cookies and portal sessions never count.
     Row("api.create_order", "POST", "/api/v1/orders", api_key_only(reached(422)), json={}),
     Row("api.read_order", "GET", "/api/v1/orders/{review_order}", api_key_only(PAGE)),
@@ -210,6 +214,7 @@ ROUTES = [
     Row("admin.reset_staff_password", "POST", "/admin/staff/{target}/reset-password",
         admin_only(FORM_POST)),
     Row("admin.staff_role", "POST", "/admin/staff/{target}/role", admin_only(FORM_POST)),
+    Row("admin.two_factor_rule", "POST", "/admin/staff/two-factor-rule", admin_only(FORM_POST)),
     Row("admin.staff_action", "POST", "/admin/staff/{target}/deactivate", admin_only(FORM_POST)),
     Row("admin.staff_action", "POST", "/admin/staff/{target}/reactivate", admin_only(FORM_POST)),
     Row("admin.staff_action", "POST", "/admin/staff/{target}/reset-two-factor",

@@ -162,14 +162,22 @@ def enable_two_factor(
 
 
 def disable_two_factor(
-    session: Session, user: StaffUser, password: str, *, now: datetime, admins_need_it: bool
+    session: Session,
+    user: StaffUser,
+    password: str,
+    *,
+    now: datetime,
+    admins_need_it: bool,
+    everyone_needs_it: bool = False,
 ) -> None:
     """Turn TOTP off once `password` matches; ends the user's other sessions.
 
-    Raises ValidationError for a wrong password, ConflictError for an admin who must keep it.
+    Raises ValidationError for a wrong password, ConflictError for a user who must keep it.
     """
     if admins_need_it and user.role == "admin":
         raise ConflictError("Admins must keep two-factor sign-in on.")
+    if everyone_needs_it:
+        raise ConflictError("Your team requires two-factor sign-in, so it stays on.")
     if not verify_password(user.password_hash, password):
         message = "Your password is not correct."
         raise ValidationError(message, {"password": message})

@@ -26,6 +26,17 @@ class ActionForm(FlaskForm):
     """A button that changes one staff user: only the CSRF token travels."""
 
 
+class TwoFactorRuleForm(FlaskForm):
+    two_factor_for = SelectField(
+        "Two-factor sign-in is required for",
+        choices=[
+            SelectChoice("admins", "Admins only"),
+            SelectChoice("everyone", "Every staff member (reviewers see card and ID images)"),
+        ],
+        validators=[InputRequired()],
+    )
+
+
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
 

@@ -2,6 +2,7 @@
 
 GET  /admin/staff                                   staff list, invitation form
 POST /admin/staff                                   invite: temporary password shown once
+POST /admin/staff/two-factor-rule                   two-factor for admins only or every staff member
 POST /admin/staff/<id>/role                         make reviewer or admin
 POST /admin/staff/<id>/reset-password               new temporary password, shown once
 POST /admin/staff/<id>/deactivate|reactivate|reset-two-factor
@@ -37,9 +38,16 @@ from verifier.staff.accounts import (
     reset_two_factor,
     set_active,
 )
-from verifier.staff.admin_forms import ActionForm, AuditFilterForm, InviteForm, RoleForm
+from verifier.staff.admin_forms import (
+    ActionForm,
+    AuditFilterForm,
+    InviteForm,
+    RoleForm,
+    TwoFactorRuleForm,
+)
 from verifier.web.auth import admin_guard, admin_required, current_staff, signed_in_staff
 from verifier.web.forms import apply_domain_errors
+from verifier.web.staff_sessions import EVERYONE, set_two_factor_scope, two_factor_scope
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -70,10 +78,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _render_list(invite: InviteForm | None = None, errors=(), status: int = 200):
+def _render_list(
+    invite: InviteForm | None = None,
+    errors=(),
+    status: int = 200,
+    rule_form: TwoFactorRuleForm | None = None,
+):
+    db = get_session()
+    users = list_staff(db)
+    if rule_form is None:
+        rule_form = TwoFactorRuleForm(formdata=None, two_factor_for=two_factor_scope(db))
     return render_template(
         "staff/admin/staff.html",
-        users=list_staff(get_session()),
+        users=users,
+        rule_form=rule_form,
+        without_two_factor=sum(1 for u in users if u.active and not u.totp_secret),
         me=current_staff(),
         invite=invite or InviteForm(formdata=None),
         action_form=ActionForm(formdata=None),
@@ -107,6 +126,31 @@ def invite():
     return render_template(
         "staff/admin/staff_password.html", user=user, password=password, new=True
     )
+
+
+@bp.post("/staff/two-factor-rule")
+@admin_required
+def two_factor_rule():
+    form = TwoFactorRuleForm()
+    if not form.validate_on_submit():
+        return _render_list(errors=["Choose admins only or every staff member."], status=422)
+    db = get_session()
+    me = signed_in_staff()
+    changed = set_two_factor_scope(db, form.two_factor_for.data, actor=me, now=_now())
+    db.commit()
+    if not changed:
+        flash("Nothing changed: that is already the rule.", "info")
+    elif form.two_factor_for.data == EVERYONE:
+        flash(
+            "Every staff member now needs two-factor sign-in. Anyone without it is asked to set "
+            "it up at their next page.",
+            "success",
+        )
+    else:
+        flash("Two-factor sign-in is now required of admins only.", "success")
+    if form.two_factor_for.data == EVERYONE and not me.totp_secret:
+        return redirect(url_for("staff.two_factor"))
+    return redirect(url_for(".staff"))
 
 
 @bp.post("/staff/<int:user_id>/reset-password")

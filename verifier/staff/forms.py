@@ -10,6 +10,10 @@ from wtforms.validators import EqualTo, InputRequired, Length
 PASSWORD_MAX = 1024
 
 
+class ButtonForm(FlaskForm):
+    """A button that changes one thing: only the CSRF token travels."""
+
+
 class LoginForm(FlaskForm):
     email = EmailField(
         "Email",

@@ -5,14 +5,18 @@ GET/POST /staff/login/code   the TOTP code, for users who enrolled
 POST     /staff/logout       ends every session of the user
 GET/POST /staff/password     change the password (ends the user's other sessions)
 GET/POST /staff/two-factor   enrol or remove TOTP
+GET      /staff/sessions     the user's signed-in browsers (device, address, last seen)
+POST     /staff/sessions/<id>/end      sign one of them out
+POST     /staff/sessions/end-others    sign out every one but this
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -24,10 +28,11 @@ from flask import (
 from markupsafe import Markup
 
 from verifier.db import get_session
-from verifier.errors import ValidationError, VerifierError
+from verifier.errors import NotFoundError, ValidationError, VerifierError
 from verifier.staff import totp
 from verifier.staff.accounts import change_password, disable_two_factor, enable_two_factor
 from verifier.staff.forms import (
+    ButtonForm,
     CodeForm,
     DisableTwoFactorForm,
     EnableTwoFactorForm,
@@ -43,10 +48,14 @@ from verifier.staff.logins import (
     sign_out,
 )
 from verifier.vault.storage import Keyring
+from verifier.web import staff_sessions
 from verifier.web.auth import (
+    SESSION_TOKEN_KEY,
+    current_session_id,
     current_staff,
     default_landing,
     end_staff_session,
+    everyone_needs_two_factor,
     keep_staff_session,
     safe_next,
     signed_in_staff,
@@ -152,6 +161,7 @@ def logout():
     if user is not None:
         db = get_session()
         sign_out(db, user, now=_now())
+        staff_sessions.close_by_token(db, session.get(SESSION_TOKEN_KEY), _now())
         db.commit()
     end_staff_session()
     flash("You are signed out.", "success")
@@ -195,14 +205,16 @@ def two_factor():
 
 def _two_factor_on(user):
     form = DisableTwoFactorForm()
-    must_keep = current_app.config["REQUIRE_ADMIN_2FA"] and user.role == "admin"
+    admins_need_it = current_app.config["REQUIRE_ADMIN_2FA"]
+    everyone_needs_it = everyone_needs_two_factor()
+    must_keep = everyone_needs_it or (admins_need_it and user.role == "admin")
     errors: list[str] = []
     if form.validate_on_submit():
         db = get_session()
         try:
             disable_two_factor(
                 db, user, form.password.data, now=_now(),
-                admins_need_it=current_app.config["REQUIRE_ADMIN_2FA"],
+                admins_need_it=admins_need_it, everyone_needs_it=everyone_needs_it,
             )  # fmt: skip
         except ValidationError as exc:
             errors = apply_domain_errors(form, exc)
@@ -215,8 +227,9 @@ def _two_factor_on(user):
             return redirect(url_for(".two_factor"))
     status = 422 if request.method == "POST" else 200
     return render_template(
-        "staff/two_factor.html", enabled=True, form=form, must_keep=must_keep, errors=errors
-    ), status
+        "staff/two_factor.html", enabled=True, form=form, must_keep=must_keep,
+        team_rule=everyone_needs_it, errors=errors,
+    ), status  # fmt: skip
 
 
 def _two_factor_off(user):
@@ -251,3 +264,61 @@ def _two_factor_off(user):
         qr=Markup(totp.qr_svg(uri, "QR code for your authenticator app")),  # noqa: S704 (segno's own SVG)
         secret=totp.format_secret(secret),
     ), status
+
+
+@bp.get("/sessions")
+@staff_required
+def sessions():
+    user = signed_in_staff()
+    config = current_app.config
+    now = _now()
+    rows = staff_sessions.active_sessions(
+        get_session(), user,
+        seen_since=now - timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        started_since=now - timedelta(hours=config["SESSION_MAX_HOURS"]),
+    )  # fmt: skip
+    return render_template(
+        "staff/sessions.html",
+        rows=rows,
+        this_id=current_session_id(),
+        describe=staff_sessions.describe_agent,
+        form=ButtonForm(formdata=None),
+    )
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@staff_required
+def end_session(session_id: int):
+    if not ButtonForm().validate_on_submit():
+        flash("The form expired. Please try again.", "error")
+        return redirect(url_for(".sessions"))
+    db = get_session()
+    user = signed_in_staff()
+    if session_id == current_session_id():
+        flash("That is this browser: use Sign out to end it.", "info")
+        return redirect(url_for(".sessions"))
+    try:
+        staff_sessions.end_session(db, user, session_id, now=_now())
+    except NotFoundError:
+        abort(404)
+    db.commit()
+    flash("That session is signed out. It needs your password to come back.", "success")
+    return redirect(url_for(".sessions"))
+
+
+@bp.post("/sessions/end-others")
+@staff_required
+def end_other_sessions():
+    if not ButtonForm().validate_on_submit():
+        flash("The form expired. Please try again.", "error")
+        return redirect(url_for(".sessions"))
+    db = get_session()
+    ended = staff_sessions.end_other_sessions(
+        db, signed_in_staff(), current_session_id() or 0, now=_now()
+    )
+    db.commit()
+    if ended:
+        flash(f"Signed out {ended} other session{'s' if ended != 1 else ''}.", "success")
+    else:
+        flash("There were no other sessions to sign out.", "info")
+    return redirect(url_for(".sessions"))

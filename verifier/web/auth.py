@@ -3,7 +3,9 @@
 A signed-in session holds the user's id, the user's `session_version` at sign-in and two
 timestamps. Every request reloads the user and ends the session when the account is inactive,
 the version has moved on (sign-out, password change, deactivation), the session has been idle
-too long or has reached its absolute lifetime.
+too long or has reached its absolute lifetime. It also names its row in `staff_sessions`
+(verifier.web.staff_sessions) by a random token: ending that row from the sessions page signs the
+browser out at its next request.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     request,
     session,
@@ -30,15 +33,18 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from verifier.db import get_session
 from verifier.errors import ConfigError
 from verifier.models import StaffUser
+from verifier.web import staff_sessions
 
 SESSION_VERSION_KEY = "staff_sv"
 AUTH_AT_KEY = "staff_auth_at"
 SEEN_AT_KEY = "staff_seen_at"
+SESSION_TOKEN_KEY = "staff_sid"  # noqa: S105 (a session key name, not a secret)
 # Keys this module owns; sign-out removes them and leaves other blueprints' keys alone.
 STAFF_SESSION_KEYS = (
     SESSION_VERSION_KEY,
     AUTH_AT_KEY,
     SEEN_AT_KEY,
+    SESSION_TOKEN_KEY,
     "staff_pending",
     "staff_totp_enrol",
 )
@@ -47,6 +53,8 @@ DEFAULT_IDLE_MINUTES = 30
 DEFAULT_MAX_HOURS = 12
 # Pages a user who must change their password may still open.
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"staff.password", "staff.logout"})
+# Pages a user who must set up two-factor sign-in may still open.
+ENROL_ENDPOINTS = PASSWORD_CHANGE_ENDPOINTS | {"staff.two_factor", "staff.sessions"}
 
 login_manager = LoginManager()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,6 +145,15 @@ def _enforce_session() -> None:
         end_staff_session()
         flash("Your session expired. Please sign in again.", "info")
         return
+    db = get_session()
+    row = staff_sessions.live_session(db, current_user.user, session.get(SESSION_TOKEN_KEY))
+    if row is None:
+        end_staff_session()
+        flash("This session was signed out from your sessions page. Please sign in again.", "info")
+        return
+    g.staff_session_id = row.id
+    if staff_sessions.touch(db, row, datetime.now(UTC)):
+        db.commit()
     session[SEEN_AT_KEY] = now
 
 
@@ -145,6 +162,12 @@ def start_staff_session(user: StaffUser) -> None:
     session.clear()
     login_user(SignedInStaff(user))
     now = _now_ts()
+    db = get_session()
+    session[SESSION_TOKEN_KEY] = staff_sessions.open_session(
+        db, user, now=datetime.now(UTC), address=request.remote_addr,
+        agent=request.headers.get("User-Agent"),
+    )  # fmt: skip
+    db.commit()
     session[SESSION_VERSION_KEY] = user.session_version
     session[AUTH_AT_KEY] = now
     session[SEEN_AT_KEY] = now
@@ -153,6 +176,11 @@ def start_staff_session(user: StaffUser) -> None:
 def keep_staff_session(user: StaffUser) -> None:
     """Keep this session valid after the user's own change moved their session version on."""
     session[SESSION_VERSION_KEY] = user.session_version
+    token = session.get(SESSION_TOKEN_KEY)
+    if token:
+        db = get_session()
+        staff_sessions.carry_over(db, token, user)
+        db.commit()
 
 
 def end_staff_session() -> None:
@@ -226,7 +254,30 @@ def staff_guard():
     if user.password_changed_at is None and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose your own password before you continue.", "info")
         return redirect(url_for("staff.password"))
+    needs_enrol = not user.totp_secret and request.endpoint not in ENROL_ENDPOINTS
+    if needs_enrol and everyone_needs_two_factor():
+        flash("Your team requires two-factor sign-in. Set it up to continue.", "info")
+        return redirect(url_for("staff.two_factor"))
     return None
+
+
+def current_session_id() -> int | None:
+    """The `staff_sessions` row of this request's session (None when signed out)."""
+    return g.get("staff_session_id")
+
+
+def everyone_needs_two_factor() -> bool:
+    """Whether the admin setting requires two-factor sign-in of every staff member."""
+    if "staff_two_factor_scope" not in g:
+        g.staff_two_factor_scope = staff_sessions.two_factor_scope(get_session())
+    return g.staff_two_factor_scope == staff_sessions.EVERYONE
+
+
+def two_factor_required(user: StaffUser) -> bool:
+    """Whether `user` must sign in with two factors: every staff member when the admin
+    setting says so, admins when REQUIRE_ADMIN_2FA is on."""
+    admin_rule = user.role == "admin" and current_app.config["REQUIRE_ADMIN_2FA"]
+    return admin_rule or everyone_needs_two_factor()
 
 
 def acts_as_admin(user) -> bool:
@@ -234,7 +285,7 @@ def acts_as_admin(user) -> bool:
     return (
         user is not None
         and user.role == "admin"
-        and (not current_app.config["REQUIRE_ADMIN_2FA"] or bool(user.totp_secret))
+        and (bool(user.totp_secret) or not two_factor_required(user))
     )
 
 
