@@ -160,6 +160,13 @@ ROUTES = [
     Row("staff.two_factor", "GET", "/staff/two-factor", staff_only()),
     Row("staff.two_factor", "POST", "/staff/two-factor", staff_only(reached(200, 400, 422))),
     Row("staff.sessions", "GET", "/staff/sessions", staff_only()),
+    Row("staff.passkey_options", "POST", "/staff/passkeys/options", staff_only()),
+    Row("staff.passkey_add", "POST", "/staff/passkeys", staff_only(reached(400)), json={}),
+    Row("staff.passkey_remove", "POST", "/staff/passkeys/999999/remove", staff_only(FORM_POST)),
+    # No password step pending: a JSON answer that sends the browser back to sign in.
+    Row("staff.login_passkey_options", "POST", "/staff/login/passkey/options",
+        everyone(reached(409)), json={}),
+    Row("staff.login_passkey", "POST", "/staff/login/passkey", everyone(reached(409)), json={}),
     # Session ids are not staff ids: an id nobody holds is 404 (or a stale form's redirect).
     Row("staff.end_session", "POST", "/staff/sessions/999999/end", staff_only(FORM_POST)),
     Row("staff.end_other_sessions", "POST", "/staff/sessions/end-others", staff_only(FORM_POST)),

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
@@ -21,6 +21,7 @@ from verifier.staff.users import (
     verify_password,
 )
 from verifier.vault.storage import Keyring
+from verifier.web.passkeys import StaffPasskey
 
 
 def list_staff(session: Session) -> list[StaffUser]:
@@ -114,13 +115,16 @@ def change_role(
 def reset_two_factor(
     session: Session, user_id: int, *, actor: StaffUser | None, now: datetime
 ) -> StaffUser:
-    """Remove a user's TOTP (a lost phone) and end their sessions; `actor` None is the CLI."""
+    """Remove a user's TOTP and passkeys (a lost phone) and end their sessions; `actor` None
+    is the CLI."""
     user = get_staff(session, user_id)
-    if user.totp_secret:
+    removed = session.execute(delete(StaffPasskey).where(StaffPasskey.user_id == user.id))
+    passkeys_removed = removed.rowcount or 0  # type: ignore[attr-defined]
+    if user.totp_secret or passkeys_removed:
         user.totp_secret = None
         user.totp_last_step = None
         user.session_version += 1
-        _audit(session, "staff.totp_reset", actor, user, now)
+        _audit(session, "staff.totp_reset", actor, user, now, {"passkeys": passkeys_removed})
     return user
 
 

@@ -25,6 +25,7 @@ from flask import (
     request,
     url_for,
 )  # fmt: skip
+from sqlalchemy import select
 
 from verifier.core.audit import AuditFilters, AuditPage, list_events, record_event
 from verifier.core.audit_export import EXPORT_FORMATS, describe_details, export_lines
@@ -47,6 +48,7 @@ from verifier.staff.admin_forms import (
 )
 from verifier.web.auth import admin_guard, admin_required, current_staff, signed_in_staff
 from verifier.web.forms import apply_domain_errors
+from verifier.web.passkeys import StaffPasskey
 from verifier.web.staff_sessions import EVERYONE, set_two_factor_scope, two_factor_scope
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -86,13 +88,17 @@ def _render_list(
 ):
     db = get_session()
     users = list_staff(db)
+    with_passkeys = set(db.scalars(select(StaffPasskey.user_id).distinct()))
     if rule_form is None:
         rule_form = TwoFactorRuleForm(formdata=None, two_factor_for=two_factor_scope(db))
     return render_template(
         "staff/admin/staff.html",
         users=users,
         rule_form=rule_form,
-        without_two_factor=sum(1 for u in users if u.active and not u.totp_secret),
+        with_passkeys=with_passkeys,
+        without_two_factor=sum(
+            1 for u in users if u.active and not u.totp_secret and u.id not in with_passkeys
+        ),
         me=current_staff(),
         invite=invite or InviteForm(formdata=None),
         action_form=ActionForm(formdata=None),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import Select, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from verifier.core.audit import record_event
 from verifier.errors import VerifierError
@@ -18,6 +18,7 @@ from verifier.staff import totp
 from verifier.staff.users import hash_password, verify_password
 from verifier.vault.secretbox import SecretUnreadable
 from verifier.vault.storage import Keyring
+from verifier.web import passkeys
 
 _LOOKS_LIKE_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 log = logging.getLogger(__name__)
@@ -154,8 +155,42 @@ def check_code_step(
     return user
 
 
+def check_passkey_step(
+    session: Session,
+    user_id: int,
+    session_version: int,
+    credential: object,
+    *,
+    state: dict[str, object] | None,
+    host_url: str,
+    now: datetime,
+    ip: str | None = None,
+) -> StaffUser:
+    """The user whose password step passed, once `credential` is a valid assertion from one of
+    their passkeys for the challenge in `state`; a failed one counts as a failed attempt.
+    Raises SignInFailed."""
+    user = _lock_row(session, select(StaffUser).where(StaffUser.id == user_id))
+    if user is None or not user.active or user.session_version != session_version:
+        raise SignInFailed("Sign in again.")
+    if is_locked(session, user, now, ip):
+        _audit_failure(session, user, user.email, "locked", now, ip)
+        raise SignInFailed(SIGN_IN_FAILED)
+    try:
+        passkeys.authenticate(session, user, credential, state=state, host_url=host_url, now=now)
+    except passkeys.PasskeyFailed as exc:
+        _count_failure(session, user, user.email, "bad_passkey", now, ip)
+        if is_locked(session, user, now, ip):
+            raise SignInFailed(SIGN_IN_FAILED) from None
+        raise SignInFailed(exc.message, code="wrong_code") from None
+    return user
+
+
 def needs_code(user: StaffUser) -> bool:
-    return bool(user.totp_secret)
+    """Whether sign-in asks for a second factor: a TOTP code or a passkey."""
+    if user.totp_secret:
+        return True
+    session = object_session(user)
+    return session is not None and passkeys.has_passkey(session, user)
 
 
 def complete_sign_in(

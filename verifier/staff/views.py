@@ -5,6 +5,8 @@ GET/POST /staff/login/code   the TOTP code, for users who enrolled
 POST     /staff/logout       ends every session of the user
 GET/POST /staff/password     change the password (ends the user's other sessions)
 GET/POST /staff/two-factor   enrol or remove TOTP
+POST     /staff/passkeys/options, /staff/passkeys, /staff/passkeys/<id>/remove   passkeys
+POST     /staff/login/passkey/options, /staff/login/passkey   the passkey sign-in step
 GET      /staff/sessions     the user's signed-in browsers (device, address, last seen)
 POST     /staff/sessions/<id>/end      sign one of them out
 POST     /staff/sessions/end-others    sign out every one but this
@@ -19,6 +21,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -29,6 +32,7 @@ from markupsafe import Markup
 
 from verifier.db import get_session
 from verifier.errors import NotFoundError, ValidationError, VerifierError
+from verifier.models import StaffUser
 from verifier.staff import totp
 from verifier.staff.accounts import change_password, disable_two_factor, enable_two_factor
 from verifier.staff.forms import (
@@ -42,13 +46,14 @@ from verifier.staff.forms import (
 from verifier.staff.logins import (
     SignInFailed,
     check_code_step,
+    check_passkey_step,
     check_password_step,
     complete_sign_in,
     needs_code,
     sign_out,
 )
 from verifier.vault.storage import Keyring
-from verifier.web import staff_sessions
+from verifier.web import passkeys, staff_sessions
 from verifier.web.auth import (
     SESSION_TOKEN_KEY,
     current_session_id,
@@ -61,6 +66,7 @@ from verifier.web.auth import (
     signed_in_staff,
     staff_required,
     start_staff_session,
+    two_factor_required,
 )
 from verifier.web.forms import apply_domain_errors
 from verifier.web.limits import limiter
@@ -70,6 +76,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 PENDING_KEY = "staff_pending"  # password step passed, waiting for the TOTP code
 PENDING_SECONDS = 300
 ENROL_KEY = "staff_totp_enrol"  # the secret being enrolled, until a code confirms it
+PASSKEY_KEY = "staff_passkey_challenge"  # a WebAuthn ceremony's challenge, used once
 
 
 def _now() -> datetime:
@@ -136,7 +143,7 @@ def login_code():
     form = CodeForm()
     if not form.validate_on_submit():
         status = 422 if request.method == "POST" else 200
-        return render_template("staff/login_code.html", form=form), status
+        return _code_page(form), status
     db = get_session()
     try:
         user = check_code_step(
@@ -147,12 +154,74 @@ def login_code():
         db.commit()
         if exc.code == "wrong_code":
             form.code.errors = [exc.message]
-            return render_template("staff/login_code.html", form=form), 422
+            return _code_page(form), 422
         session.pop(PENDING_KEY, None)
         return render_template("staff/login.html", form=LoginForm(), error=exc.message), 422
     complete_sign_in(db, user, now=now, ip=request.remote_addr)
     db.commit()
     return _after_sign_in(user, pending.get("next"))
+
+
+def _code_page(form):
+    """The second sign-in step: a TOTP code, a passkey, or either, as the user set them up."""
+    pending = session.get(PENDING_KEY) or {}
+    db = get_session()
+    user = db.get(StaffUser, pending.get("uid", 0))
+    return render_template(
+        "staff/login_code.html",
+        form=form,
+        has_totp=bool(user and user.totp_secret),
+        has_passkey=bool(user and passkeys.has_passkey(db, user)),
+    )
+
+
+def _pending_or_none() -> dict | None:
+    pending = session.get(PENDING_KEY)
+    if not pending or _now().timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        session.pop(PENDING_KEY, None)
+        return None
+    return pending
+
+
+@bp.post("/login/passkey/options")
+@limiter.limit(_login_limit)
+def login_passkey_options():
+    pending = _pending_or_none()
+    db = get_session()
+    user = db.get(StaffUser, pending["uid"]) if pending else None
+    if user is None or not passkeys.has_passkey(db, user):
+        return jsonify(error="Sign in again: the passkey step waits five minutes at most.",
+                       redirect=url_for(".login")), 409  # fmt: skip
+    options, state = passkeys.authentication_options(db, user, host_url=request.host_url)
+    session[PASSKEY_KEY] = state
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/login/passkey")
+@limiter.limit(_login_limit)
+def login_passkey():
+    pending = _pending_or_none()
+    if pending is None:
+        return jsonify(error="Sign in again: the passkey step waits five minutes at most.",
+                       redirect=url_for(".login")), 409  # fmt: skip
+    db = get_session()
+    now = _now()
+    try:
+        user = check_passkey_step(
+            db, pending["uid"], pending["sv"], request.get_json(silent=True),
+            state=session.pop(PASSKEY_KEY, None), host_url=request.host_url, now=now,
+            ip=request.remote_addr,
+        )  # fmt: skip
+    except SignInFailed as exc:
+        db.commit()
+        if exc.code != "wrong_code":
+            session.pop(PENDING_KEY, None)
+            return jsonify(error=exc.message, redirect=url_for(".login")), 401
+        return jsonify(error=exc.message), 401
+    complete_sign_in(db, user, now=now, ip=request.remote_addr)
+    db.commit()
+    response = _after_sign_in(user, pending.get("next"))
+    return jsonify(redirect=response.headers["Location"])
 
 
 @bp.post("/logout")
@@ -207,14 +276,17 @@ def _two_factor_on(user):
     form = DisableTwoFactorForm()
     admins_need_it = current_app.config["REQUIRE_ADMIN_2FA"]
     everyone_needs_it = everyone_needs_two_factor()
-    must_keep = everyone_needs_it or (admins_need_it and user.role == "admin")
+    # With a passkey as well, the TOTP app may go: the account keeps a second factor.
+    has_key = passkeys.has_passkey(get_session(), user)
+    must_keep = not has_key and (everyone_needs_it or (admins_need_it and user.role == "admin"))
     errors: list[str] = []
     if form.validate_on_submit():
         db = get_session()
         try:
             disable_two_factor(
                 db, user, form.password.data, now=_now(),
-                admins_need_it=admins_need_it, everyone_needs_it=everyone_needs_it,
+                admins_need_it=admins_need_it and not has_key,
+                everyone_needs_it=everyone_needs_it and not has_key,
             )  # fmt: skip
         except ValidationError as exc:
             errors = apply_domain_errors(form, exc)
@@ -228,7 +300,7 @@ def _two_factor_on(user):
     status = 422 if request.method == "POST" else 200
     return render_template(
         "staff/two_factor.html", enabled=True, form=form, must_keep=must_keep,
-        team_rule=everyone_needs_it, errors=errors,
+        team_rule=everyone_needs_it, errors=errors, **_passkey_context(user),
     ), status  # fmt: skip
 
 
@@ -263,6 +335,7 @@ def _two_factor_off(user):
         errors=errors,
         qr=Markup(totp.qr_svg(uri, "QR code for your authenticator app")),  # noqa: S704 (segno's own SVG)
         secret=totp.format_secret(secret),
+        **_passkey_context(user),
     ), status
 
 
@@ -322,3 +395,66 @@ def end_other_sessions():
     else:
         flash("There were no other sessions to sign out.", "info")
     return redirect(url_for(".sessions"))
+
+
+def _passkey_context(user) -> dict:
+    keys = passkeys.passkeys_of(get_session(), user)
+    last_factor = len(keys) == 1 and not user.totp_secret and two_factor_required(user)
+    return {"passkeys": keys, "remove_form": ButtonForm(formdata=None), "last_factor": last_factor}
+
+
+@bp.post("/passkeys/options")
+@limiter.limit(_login_limit)
+@staff_required
+def passkey_options():
+    db = get_session()
+    options, state = passkeys.registration_options(
+        db, signed_in_staff(), host_url=request.host_url,
+        shop_name=current_app.config["SHOP_NAME"],
+    )  # fmt: skip
+    session[PASSKEY_KEY] = state
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/passkeys")
+@limiter.limit(_login_limit)
+@staff_required
+def passkey_add():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or "credential" not in body:
+        return jsonify(error="The browser sent no passkey. Try again."), 400
+    db = get_session()
+    user = signed_in_staff()
+    try:
+        key = passkeys.register(
+            db, user, body["credential"], str(body.get("name") or ""),
+            state=session.pop(PASSKEY_KEY, None), host_url=request.host_url, now=_now(),
+        )  # fmt: skip
+    except ValidationError as exc:
+        return jsonify(error=exc.message, field="name"), 422
+    except passkeys.PasskeyFailed as exc:
+        return jsonify(error=exc.message), 422
+    db.commit()
+    flash(f"Passkey \u201c{key.name}\u201d added. You can use it at your next sign-in.", "success")
+    return jsonify(redirect=url_for(".two_factor")), 201
+
+
+@bp.post("/passkeys/<int:passkey_id>/remove")
+@staff_required
+def passkey_remove(passkey_id: int):
+    if not ButtonForm().validate_on_submit():
+        flash("The form expired. Please try again.", "error")
+        return redirect(url_for(".two_factor"))
+    db = get_session()
+    user = signed_in_staff()
+    if _passkey_context(user)["last_factor"]:
+        flash("This passkey is your only second factor and your team requires one. "
+              "Set up an authenticator app or another passkey first.", "error")  # fmt: skip
+        return redirect(url_for(".two_factor"))
+    try:
+        key = passkeys.remove(db, user, passkey_id, now=_now())
+    except NotFoundError:
+        abort(404)
+    db.commit()
+    flash(f"Passkey \u201c{key.name}\u201d removed.", "success")
+    return redirect(url_for(".two_factor"))

@@ -33,7 +33,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from verifier.db import get_session
 from verifier.errors import ConfigError
 from verifier.models import StaffUser
-from verifier.web import staff_sessions
+from verifier.web import passkeys, staff_sessions
 
 SESSION_VERSION_KEY = "staff_sv"
 AUTH_AT_KEY = "staff_auth_at"
@@ -47,6 +47,7 @@ STAFF_SESSION_KEYS = (
     SESSION_TOKEN_KEY,
     "staff_pending",
     "staff_totp_enrol",
+    "staff_passkey_challenge",
 )
 
 DEFAULT_IDLE_MINUTES = 30
@@ -54,7 +55,12 @@ DEFAULT_MAX_HOURS = 12
 # Pages a user who must change their password may still open.
 PASSWORD_CHANGE_ENDPOINTS = frozenset({"staff.password", "staff.logout"})
 # Pages a user who must set up two-factor sign-in may still open.
-ENROL_ENDPOINTS = PASSWORD_CHANGE_ENDPOINTS | {"staff.two_factor", "staff.sessions"}
+ENROL_ENDPOINTS = PASSWORD_CHANGE_ENDPOINTS | {
+    "staff.two_factor",
+    "staff.sessions",
+    "staff.passkey_options",
+    "staff.passkey_add",
+}
 
 login_manager = LoginManager()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -254,11 +260,21 @@ def staff_guard():
     if user.password_changed_at is None and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose your own password before you continue.", "info")
         return redirect(url_for("staff.password"))
-    needs_enrol = not user.totp_secret and request.endpoint not in ENROL_ENDPOINTS
-    if needs_enrol and everyone_needs_two_factor():
+    enrol_page = request.endpoint in ENROL_ENDPOINTS
+    if not enrol_page and everyone_needs_two_factor() and not has_second_factor(user):
         flash("Your team requires two-factor sign-in. Set it up to continue.", "info")
         return redirect(url_for("staff.two_factor"))
     return None
+
+
+def has_second_factor(user: StaffUser) -> bool:
+    """Whether `user` signs in with a second factor: a TOTP app or at least one passkey."""
+    if user.totp_secret:
+        return True
+    cache = g.setdefault("staff_has_passkey", {})
+    if user.id not in cache:
+        cache[user.id] = passkeys.has_passkey(get_session(), user)
+    return cache[user.id]
 
 
 def current_session_id() -> int | None:
@@ -285,7 +301,7 @@ def acts_as_admin(user) -> bool:
     return (
         user is not None
         and user.role == "admin"
-        and (bool(user.totp_secret) or not two_factor_required(user))
+        and (not two_factor_required(user) or has_second_factor(user))
     )
 
 
@@ -298,7 +314,7 @@ def admin_guard():
     user = signed_in_staff()
     if user.role != "admin":
         abort(403)
-    if current_app.config["REQUIRE_ADMIN_2FA"] and not user.totp_secret:
+    if current_app.config["REQUIRE_ADMIN_2FA"] and not has_second_factor(user):
         flash("Admin pages need two-factor sign-in. Set it up to continue.", "info")
         return redirect(url_for("staff.two_factor"))
     return None

@@ -6,7 +6,8 @@ Create Date: 2026-12-02 14:40:00
 
 Each signed-in browser gets a row (only the SHA-256 of its cookie token is stored), so a user
 can see their sessions and sign one out. `staff_security` is a single row saying whether
-two-factor sign-in is required of admins only or of every staff member.
+two-factor sign-in is required of admins only or of every staff member. `staff_passkeys`
+holds WebAuthn credentials (id and public key: neither is a secret) as a second factor.
 """
 
 from alembic import op
@@ -58,8 +59,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_security")),
     )
 
+    op.create_table(
+        "staff_passkeys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("credential_id", sa.String(length=1400), nullable=False),
+        sa.Column("public_key", sa.String(length=2000), nullable=False),
+        sa.Column("sign_count", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("created_at", verifier.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", verifier.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["staff_users.id"], name=op.f("fk_staff_passkeys_user_id_staff_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_passkeys")),
+        sa.UniqueConstraint("credential_id", name=op.f("uq_staff_passkeys_credential_id")),
+    )
+    op.create_index(op.f("ix_staff_passkeys_user_id"), "staff_passkeys", ["user_id"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_staff_passkeys_user_id"), table_name="staff_passkeys")
+    op.drop_table("staff_passkeys")
     op.drop_table("staff_security")
     op.drop_index(op.f("ix_staff_sessions_user_id"), table_name="staff_sessions")
     op.drop_table("staff_sessions")
