@@ -195,7 +195,9 @@ def authenticate(
     try:
         raw_id = json.loads(data)["rawId"]
     except (ValueError, KeyError, TypeError):
-        raise PasskeyFailed("That passkey answer was not understood. Try again.") from None
+        raw_id = None
+    if not isinstance(raw_id, str) or len(raw_id) > 1400:
+        raise PasskeyFailed("That passkey answer was not understood. Try again.")
     key = db.scalar(
         select(StaffPasskey).where(
             StaffPasskey.user_id == user.id, StaffPasskey.credential_id == raw_id
