@@ -8,6 +8,7 @@ Nothing here keeps more of a card than its last four digits.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,16 @@ class Mapped:
     origin: dict[str, str] = field(default_factory=dict)
 
     def parse(self, now: Any) -> OrderInput:
-        """The validated order; a ValidationError names the platform's fields."""
+        """The validated order; a ValidationError names the platform's fields.
+
+        An optional field the intake cannot take (Shopify's sample phone `555-555-SHIP`) is
+        left out rather than refusing the order: the platform would only retry it.
+        """
         try:
             return parse_order(self.payload, now)
         except ValidationError as exc:
+            if exc.fields and all(_optional(path) for path in exc.fields):
+                return parse_order(_without(self.payload, exc.fields), now)
             fields = {self._where(path): message for path, message in exc.fields.items()}
             raise ValidationError(exc.message, fields) from None
 
@@ -50,6 +57,27 @@ class Mapped:
             return self.origin[path]
         head, _, tail = path.partition(".")
         return f"{self.origin[head]}.{tail}" if tail and head in self.origin else path
+
+
+_OPTIONAL = {"customer.phone", "ip_address", "card.brand"}
+_OPTIONAL_ADDRESS = {"name", "line2", "region", "postcode"}
+
+
+def _optional(path: str) -> bool:
+    side, _, name = path.partition(".")
+    return path in _OPTIONAL or (side.endswith("_address") and name in _OPTIONAL_ADDRESS)
+
+
+def _without(payload: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A copy of `payload` without the fields at the dotted `paths`."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in payload.items()}
+    for path in paths:
+        head, _, tail = path.partition(".")
+        if tail:
+            out[head].pop(tail, None)
+        else:
+            out.pop(head, None)
+    return out
 
 
 def _object(payload: dict[str, Any], key: str) -> dict[str, Any]:
