@@ -27,9 +27,9 @@ def _orders(db_session) -> list[Order]:
 
 
 @pytest.mark.parametrize("platform", ["shopify", "woocommerce"])
-def test_a_connector_without_a_secret_answers_503_with_what_to_do(client, db_session, platform):
+def test_a_connector_without_a_secret_answers_409_with_what_to_do(client, db_session, platform):
     response = deliver(client, platform, {"id": 1})
-    assert response.status_code == 503
+    assert response.status_code == 409
     error = response.get_json()["error"]
     assert error["code"] == "connector_not_configured"
     assert "Admin > Integrations" in error["message"]

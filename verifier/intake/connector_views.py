@@ -63,7 +63,7 @@ def _is_refused(response) -> bool:
 def _receive(platform: str):
     """Check the signature, map the order, store it once, answer with its decision."""
     session = get_session()
-    connector = connector_for(session, platform)  # 503 with what to do when not set up
+    connector = connector_for(session, platform)  # 409 with what to do when not set up
     body = request.get_data(cache=True)
     header = SIGNATURE_HEADERS[platform]
     presented = request.headers.get(header)

@@ -53,7 +53,8 @@ class ConnectorNotConfigured(VerifierError):
     """No secret is set for the platform: its webhooks cannot be checked, so none is taken."""
 
     code = "connector_not_configured"
-    status = 503
+    # 409, not 503: nothing is down; the platform retries a 409 too, and succeeds once set.
+    status = 409
 
 
 def binding(platform: str) -> str:
@@ -114,7 +115,7 @@ def set_connector_secret(
 def remove_connector(
     session: Session, platform: str, *, actor_type: str, actor_id: str | int | None, now: datetime
 ) -> None:
-    """Forget the platform's secret: its webhooks are refused (503) from now on; audited."""
+    """Forget the platform's secret: its webhooks are refused (409) from now on; audited."""
     _check_platform(platform)
     row = session.scalar(select(Connector).where(Connector.platform == platform))
     if row is None:
@@ -151,7 +152,7 @@ def connector_statuses(session: Session) -> list[ConnectorStatus]:
 
 
 def connector_for(session: Session, platform: str) -> Connector:
-    """The platform's connector row; raises ConnectorNotConfigured (503) when none is set."""
+    """The platform's connector row; raises ConnectorNotConfigured (409) when none is set."""
     row = session.scalar(select(Connector).where(Connector.platform == platform))
     if row is None:
         raise ConnectorNotConfigured(

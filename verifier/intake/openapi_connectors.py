@@ -166,7 +166,7 @@ def _connector_op(platform: str, label: str, header: str, topic: str) -> dict[st
                      f"by {label}'s field path."),
         "429": too_many_requests("Too many refused signatures from this address; wait "
                                  "Retry-After seconds."),
-        "503": _resp("The connector has no secret yet (connector_not_configured): an admin "
+        "409": _resp("The connector has no secret yet (connector_not_configured): an admin "
                      "sets it on the Integrations page; the platform's retries then succeed."),
     }  # fmt: skip
     description = (
