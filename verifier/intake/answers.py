@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
 from verifier.core.sampling import format_rate
 from verifier.intake.orders import order_status
-from verifier.portal.links import active_expiry
+from verifier.models import Order
+from verifier.portal.links import Invitation, active_expiry
 
 
-def order_body(session, order, invitation=None, policy_version=None) -> dict:
+def order_body(
+    session: Session,
+    order: Order,
+    invitation: Invitation | None = None,
+    policy_version: int | None = None,
+) -> dict[str, Any]:
     """The JSON representation of an order's status and sampling decision.
 
     `upload_url` is only known in the response that opened the case: only its hash is kept.
     """
     decision = order.decision
+    assert decision is not None  # stored with the order, in the same transaction
     case = order.case
     body = {
         "external_id": order.external_id,
@@ -43,5 +55,5 @@ def order_body(session, order, invitation=None, policy_version=None) -> dict:
     return body
 
 
-def _iso(value):
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

@@ -15,7 +15,9 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _resp(description: str, schema: str = "Error", headers: dict | None = None) -> dict:
+def _resp(
+    description: str, schema: str = "Error", headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": _ref(schema)}},
