@@ -4,6 +4,7 @@ mapping of the platforms' sample payloads, idempotency, and the answers that say
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -275,3 +276,43 @@ def test_a_rotated_secret_takes_over_at_once(app, client):
     assert (
         deliver(client, "shopify", payload, secret="a-brand-new-secret-123456").status_code == 201
     )
+
+
+def test_concurrent_redeliveries_store_one_order(app, db_session):
+    """Shopify may deliver one order again while the first delivery is still being handled."""
+    configure(app, "shopify")
+    payload = sample("shopify_orders_create.json")
+    barrier = threading.Barrier(5)
+    results = []
+
+    def send():
+        client = app.test_client()
+        barrier.wait()
+        response = deliver(client, "shopify", payload)
+        results.append((response.status_code, str(response.get_json()["decision"])))
+
+    threads = [threading.Thread(target=send) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(status for status, _ in results) == [200, 200, 200, 200, 201]
+    assert len({decision for _, decision in results}) == 1
+    assert len(_orders(db_session)) == 1
+
+
+def test_the_openapi_document_describes_connectors_webhooks_and_429(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    shopify = doc["paths"]["/connectors/shopify/orders"]["post"]
+    assert shopify["security"] == []
+    assert {p["name"] for p in shopify["parameters"]} >= {"X-Shopify-Hmac-Sha256"}
+    assert shopify["responses"]["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    woo = doc["paths"]["/connectors/woocommerce/orders"]["post"]
+    assert set(woo["requestBody"]["content"]) == {
+        "application/json", "application/x-www-form-urlencoded"}  # fmt: skip
+    sent = doc["webhooks"]["caseStatusChanged"]["post"]
+    assert {p["name"] for p in sent["parameters"]} == {"Verifier-Signature", "Verifier-Event-Id"}
+    event = doc["components"]["schemas"]["CaseStatusChanged"]
+    assert set(event["properties"]["data"]["required"]) == {
+        "order_external_id", "case_id", "status", "previous_status", "reason",
+        "decision_reason_code", "updated_at"}  # fmt: skip
