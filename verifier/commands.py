@@ -303,15 +303,15 @@ commands.add_command(connector_group)
 @with_appcontext
 def connector_set_secret_command(platform: str, generate: bool, secret_stdin: bool) -> None:
     """Set the secret PLATFORM signs its webhooks with (asked for, hidden, unless given)."""
-    if generate:
-        secret = generate_secret()
-    elif secret_stdin:
-        secret = sys.stdin.readline().strip()
-    else:
-        secret = click.prompt(f"{PLATFORMS[platform]} signing secret", hide_input=True)
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = get_session()
     try:
+        if generate:
+            secret = generate_secret(platform)
+        elif secret_stdin:
+            secret = sys.stdin.readline().strip()
+        else:
+            secret = click.prompt(f"{PLATFORMS[platform]} signing secret", hide_input=True)
         set_connector_secret(
             session,
             Keyring.from_config(app.config),

@@ -56,6 +56,9 @@ def test_a_short_secret_or_unknown_platform_is_refused(client, admin_user, login
     short = client.post("/admin/integrations/secret", data={"platform": "shopify", "secret": "x"})
     assert short.status_code == 422
     assert "16-200 characters" in short.get_data(as_text=True)
+    made = client.post("/admin/integrations/secret", data={"platform": "shopify", "secret": ""})
+    assert made.status_code == 422
+    assert "Shopify makes its own signing secret" in made.get_data(as_text=True)
     other = client.post("/admin/integrations/secret", data={"platform": "magento", "secret": "y"})
     assert other.status_code == 422
     assert db_session.scalar(select(Connector)) is None
@@ -87,6 +90,8 @@ def test_cli_sets_generates_shows_and_removes(runner, client, db_session):
     status = runner.invoke(args=["connector", "status"])
     assert "shopify      set" in status.output and "last signed webhook 20" in status.output
     assert "woocommerce  set" in status.output and secret not in status.output
+    refused = runner.invoke(args=["connector", "set-secret", "shopify", "--generate"])
+    assert refused.exit_code != 0 and "copy it from its webhook settings" in refused.output
     prompt = runner.invoke(args=["connector", "set-secret", "shopify"], input="short\n")
     assert prompt.exit_code != 0 and "16-200 characters" in prompt.output
     assert runner.invoke(args=["connector", "remove", "woocommerce"]).exit_code == 0

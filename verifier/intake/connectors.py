@@ -70,8 +70,20 @@ def _check_platform(platform: str) -> None:
         )
 
 
-def generate_secret() -> str:
+# Shopify makes its signing secret itself (shown in its webhook settings); WooCommerce takes
+# the one it is given.
+CHOSEN_BY_SHOP = frozenset({"woocommerce"})
+
+
+def generate_secret(platform: str) -> str:
     """A fresh random signing secret, for a platform that lets the shop choose it."""
+    _check_platform(platform)
+    if platform not in CHOSEN_BY_SHOP:
+        raise ValidationError(
+            f"{PLATFORMS[platform]} makes its own signing secret: copy it from its webhook "
+            "settings and paste it here.",
+            {"secret": "Paste the secret the platform shows."},
+        )
     return secrets.token_urlsafe(32)
 
 

@@ -60,10 +60,10 @@ def secret():
         return _render(["Choose Shopify or WooCommerce and try again."], status=422)
     platform = form.platform.data
     pasted = (form.secret.data or "").strip()
-    value = pasted or generate_secret()
     staff = signed_in_staff()
     session = get_session()
     try:
+        value = pasted or generate_secret(platform)
         set_connector_secret(session, Keyring.from_config(current_app.config), platform, value,
                              actor_type="staff", actor_id=staff.id, actor_label=staff.email,
                              now=datetime.now(UTC))  # fmt: skip
