@@ -14,6 +14,8 @@ from verifier.commands import register_commands
 from verifier.config import PROJECT_ROOT, load_config
 from verifier.core.policies import PolicyCache
 from verifier.insight.views import bp as dashboard_bp
+from verifier.intake.connector_views import bp as connectors_bp
+from verifier.intake.integration_views import bp as integrations_bp
 from verifier.intake.views import bp as api_bp
 from verifier.notify.views import bp as webhooks_bp
 from verifier.policy.views import bp as settings_bp
@@ -105,6 +107,8 @@ def configure_proxy(app: Flask) -> None:
 def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(home_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(connectors_bp)
+    app.register_blueprint(integrations_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(admin_bp)
@@ -117,3 +121,5 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     # The API authenticates with Bearer keys, not cookies, so it has no CSRF exposure.
     csrf.exempt(api_bp)
+    # Platform webhooks are authenticated by their body's signature, never by cookies.
+    csrf.exempt(connectors_bp)

@@ -21,6 +21,16 @@ from verifier.db import get_session, migrate, new_session
 from verifier.demo.shop import DEMO_API_KEY, DEMO_USERS, seed_demo
 from verifier.errors import VerifierError
 from verifier.intake.apikeys import create_api_key, list_api_keys, revoke_api_key
+from verifier.intake.connectors import (
+    PLATFORMS,
+    Connector,
+    connector_statuses,
+    generate_secret,
+    remove_connector,
+    set_connector_secret,
+)
+from verifier.intake.connectors import SEAL_PURPOSE as CONNECTOR_PURPOSE
+from verifier.intake.connectors import binding as connector_binding
 from verifier.intake.csvimport import import_orders
 from verifier.models import ROLES, OutboxEmail, StaffUser
 from verifier.portal.customer_mail import PortalContext
@@ -282,6 +292,74 @@ def reset_two_factor_command(email: str) -> None:
     click.echo(f"Two-factor sign-in is off for {user.email}; they can set it up again.")
 
 
+connector_group = AppGroup("connector", help="Shopify and WooCommerce order webhooks.")
+commands.add_command(connector_group)
+
+
+@connector_group.command("set-secret")
+@click.argument("platform", type=click.Choice(list(PLATFORMS)))
+@click.option("--generate", is_flag=True, help="Make a new secret and print it once.")
+@click.option("--secret-stdin", is_flag=True, help="Read the secret from standard input.")
+@with_appcontext
+def connector_set_secret_command(platform: str, generate: bool, secret_stdin: bool) -> None:
+    """Set the secret PLATFORM signs its webhooks with (asked for, hidden, unless given)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = get_session()
+    try:
+        if generate:
+            secret = generate_secret(platform)
+        elif secret_stdin:
+            secret = sys.stdin.readline().strip()
+        else:
+            secret = click.prompt(f"{PLATFORMS[platform]} signing secret", hide_input=True)
+        set_connector_secret(
+            session,
+            Keyring.from_config(app.config),
+            platform,
+            secret,
+            actor_type="cli",
+            actor_id="cli",
+            actor_label="cli",
+            now=_now(),
+        )
+    except VerifierError as exc:
+        _fail(exc)
+    session.commit()
+    click.echo(f"The {PLATFORMS[platform]} connector's secret is saved (sealed).")
+    if generate:
+        click.echo("Paste it into the platform's webhook settings now; it is not shown again:")
+        click.echo(secret)
+
+
+@connector_group.command("status")
+@with_appcontext
+def connector_status_command() -> None:
+    """Show each connector: set up or not, and when its last signed webhook came."""
+    for row in connector_statuses(get_session()):
+        if not row.configured:
+            click.echo(f"{row.platform:<12} not set up")
+            continue
+        last = f"{row.last_delivery_at:%Y-%m-%d %H:%M}" if row.last_delivery_at else "never"
+        click.echo(
+            f"{row.platform:<12} set {row.updated_at:%Y-%m-%d %H:%M} by {row.updated_by}, "
+            f"last signed webhook {last}"
+        )
+
+
+@connector_group.command("remove")
+@click.argument("platform", type=click.Choice(list(PLATFORMS)))
+@with_appcontext
+def connector_remove_command(platform: str) -> None:
+    """Forget PLATFORM's secret: its webhooks are refused until one is set again."""
+    session = get_session()
+    try:
+        remove_connector(session, platform, actor_type="cli", actor_id="cli", now=_now())
+    except VerifierError as exc:
+        _fail(exc)
+    session.commit()
+    click.echo(f"The {PLATFORMS[platform]} connector is removed.")
+
+
 audit_group = AppGroup("audit", help="Check and export the hash-chained audit log.")
 commands.add_command(audit_group)
 
@@ -353,6 +431,8 @@ SEALED_COLUMNS = [
     SealedColumn(OutboxEmail, "html_body", EMAIL_BODY_PURPOSE,
                  lambda row: email_body_binding(row.case_id, row.kind)),
     SealedColumn(StaffUser, "totp_secret", TOTP_PURPOSE, lambda row: f"staff:{row.id}"),
+    SealedColumn(Connector, "secret_sealed", CONNECTOR_PURPOSE,
+                 lambda row: connector_binding(row.platform)),
 ]  # fmt: skip
 
 

@@ -177,6 +177,12 @@ ROUTES = [
         api_key_only(reached(200, 422)), json={"reason": "Chargeback 4821"}),
     Row("api.release_order_hold_view", "DELETE", "/api/v1/orders/{review_order}/hold",
         api_key_only(reached(200, 409, 422)), json={"reason": "Chargeback withdrawn"}),
+    # Platform connectors: the body's signature is the key, so without a connector's secret
+    # (none in this world) everyone gets 409 "not configured"; cookies and API keys never count.
+    Row("connectors.shopify_orders", "POST", "/api/v1/connectors/shopify/orders",
+        everyone(Refused(409)), json={}),
+    Row("connectors.woocommerce_orders", "POST", "/api/v1/connectors/woocommerce/orders",
+        everyone(Refused(409)), json={}),
     # Customer portal: the link is the key; every other page needs the portal session it gives.
     Row("portal.open_link", "GET", "/u/{token}", everyone(reached(303, location="/portal/"))),
     Row("portal.open_link", "GET", "/u/{unknown_token}", everyone(UNKNOWN_LINK)),
@@ -237,6 +243,9 @@ ROUTES = [
     Row("webhooks.detail", "GET", "/admin/webhooks/{webhook_event}", admin_only()),
     Row("webhooks.redeliver", "POST", "/admin/webhooks/{webhook_event}/redeliver",
         admin_only(FORM_POST)),
+    Row("integrations.index", "GET", "/admin/integrations/", admin_only()),
+    Row("integrations.secret", "POST", "/admin/integrations/secret", admin_only(FORM_POST)),
+    Row("integrations.remove", "POST", "/admin/integrations/remove", admin_only(FORM_POST)),
     Row("retention.index", "GET", "/admin/retention/", admin_only()),
     Row("retention.set_hold", "POST", "/admin/retention/holds", admin_only(FORM_POST)),
     Row("retention.release_hold", "POST", "/admin/retention/holds/{decided_case}/release",
@@ -292,7 +301,10 @@ def test_the_table_keeps_its_promises():
     for row in ROUTES:
         if row.path.startswith("/admin/"):
             assert row.expect["reviewer"] == FORBIDDEN, row.id
-        if row.path.startswith("/api/") and row.endpoint != "api.openapi":
+        if row.endpoint.startswith("connectors."):
+            # Signed by the platform, not keyed: nobody gets past without the signature.
+            assert all(isinstance(row.expect[v], Refused) for v in VISITORS), row.id
+        elif row.path.startswith("/api/") and row.endpoint != "api.openapi":
             assert all(row.expect[v] == NO_API_KEY for v in VISITORS if v != "shop"), row.id
         if "documents/" in row.path and row.method == "GET":
             assert isinstance(row.expect["anonymous"], Refused), row.id

@@ -6,6 +6,7 @@ from typing import Any
 
 from verifier.core.checks import COUNTRIES, EMAIL_RE, PAN_RE
 from verifier.core.sampling import DECISION_REASONS
+from verifier.intake.openapi_connectors import SCHEMAS, connector_paths, outgoing_webhooks
 
 # What orderdata._text refuses, said as JSON Schema: control characters, and digit runs that
 # look like a card number.
@@ -257,9 +258,12 @@ def openapi_document() -> dict[str, Any]:
                 "Order": _order_out,
                 "Hold": _hold,
                 "Error": _error,
+                **SCHEMAS,
             },
         },
         "security": [{"bearer": []}],
+        # What Verifier sends to the shop (OpenAPI 3.1 webhooks).
+        "webhooks": outgoing_webhooks(),
         "paths": {
             "/orders": {
                 "post": {
@@ -305,6 +309,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/orders/{external_id}/hold": _hold_paths(unauthorized),
+            **connector_paths(),
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",

@@ -141,7 +141,7 @@ def submit_order(
     record_event(
         session,
         "order.received",
-        actor_type="api" if source == "api" else "cli",
+        actor_type="cli" if source in ("csv", "demo") else "api",  # connectors too
         actor_id=actor_id,
         target_type="order",
         target_id=order.external_id,

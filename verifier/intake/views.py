@@ -9,15 +9,14 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from verifier.core.checks import EXTERNAL_ID_RE
-from verifier.core.sampling import format_rate
 from verifier.db import get_session
 from verifier.errors import NotFoundError
+from verifier.intake.answers import order_body
 from verifier.intake.apikeys import authenticate_api_key
 from verifier.intake.openapi import openapi_document
-from verifier.intake.orders import get_order, order_status, submit_order
+from verifier.intake.orders import get_order, submit_order
 from verifier.intake.payload import parse_order
 from verifier.portal.customer_mail import PortalContext
-from verifier.portal.links import active_expiry
 from verifier.retention.holds import hold_body, hold_order, release_order_hold
 from verifier.web.http import json_error
 
@@ -55,46 +54,6 @@ def require_api_key(view):
         return view(*args, **kwargs)
 
     return wrapped
-
-
-def order_body(session, order, invitation=None, policy_version=None) -> dict:
-    """The JSON representation of an order's status and sampling decision.
-
-    `upload_url` is only known in the response that opened the case: only its hash is kept.
-    """
-    decision = order.decision
-    case = order.case
-    body = {
-        "external_id": order.external_id,
-        "status": order_status(order),
-        "received_at": order.created_at.isoformat(),
-        "decision": {
-            "flagged": decision.flagged,
-            "reason": decision.reason,
-            "rules_matched": list(decision.rules_matched),
-            "policy_version": policy_version or decision.policy.version,
-            "rate_percent": format_rate(decision.rate_bp),
-            "draw": decision.draw,
-            "decided_at": decision.created_at.isoformat(),
-        },
-        "case": None,
-    }
-    if case is not None:
-        body["case"] = {
-            "id": case.id,
-            "status": case.status,
-            "opened_at": case.created_at.isoformat(),
-            "decided_at": case.decided_at.isoformat() if case.decided_at else None,
-            "upload_url": invitation.url if invitation else None,
-            "expires_at": _iso(
-                invitation.expires_at if invitation else active_expiry(session, case.id)
-            ),
-        }
-    return body
-
-
-def _iso(value):
-    return value.isoformat() if value else None
 
 
 @bp.post("/orders")
