@@ -1,7 +1,7 @@
 """platform connectors: each platform's webhook signing secret, sealed
 
-Revision ID: 0008_connectors
-Revises: 0007_portal_receipts
+Revision ID: 0009_connectors
+Revises: 0008_staff_sessions
 Create Date: 2026-12-02 14:50:00
 
 One row per platform (Shopify, WooCommerce) that an admin has set up: the secret it signs its
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import verifier.models
 
 
-revision = "0008_connectors"
-down_revision = "0007_portal_receipts"
+revision = "0009_connectors"
+down_revision = "0008_staff_sessions"
 branch_labels = None
 depends_on = None
 
