@@ -142,3 +142,50 @@ def test_anonymising_an_order_clears_every_link_key(db_session):
                "ip_address", "device_id", "customer_phone")  # fmt: skip
     assert all(getattr(order, c) is None for c in cleared)
     assert linked_history(db_session, me.order).orders == []
+
+
+def test_the_rejected_links_follow_every_change_of_a_case_or_its_keys(db_session):
+    """The triggers of migration 0009: a rejection adds the order's keys, leaving `rejected`
+    (an overturn) removes them, anonymising the order clears them, deleting the case too."""
+    from sqlalchemy import delete, select
+
+    from verifier.core.rollups import RejectedLink
+
+    def links(order_id):
+        db_session.expire_all()
+        rows = db_session.execute(
+            select(RejectedLink.kind, RejectedLink.key).where(RejectedLink.order_id == order_id)
+        )
+        return sorted(kind for kind, _ in rows)
+
+    me = make_case(db_session, "ME-9", email="me9@example.com")
+    other = make_case(db_session, "OTHER-9", email="o9@example.com", phone="+44 20 7946 0001",
+                      shipping=OTHER_ADDRESS)  # fmt: skip
+    db_session.commit()
+    assert links(other.order_id) == []
+    other.status = "rejected"
+    db_session.commit()
+    # Card, email, phone and both addresses (under one kind, one row each).
+    assert links(other.order_id) == ["address", "address", "card", "email", "phone"]
+    assert rejection_hints(db_session, [me.order_id]) == {
+        me.order_id: "1 earlier rejection with this card"
+    }
+    other.status = "approved"  # overturned
+    db_session.commit()
+    assert links(other.order_id) == []
+    assert rejection_hints(db_session, [me.order_id]) == {}
+    other.status = "rejected"
+    db_session.commit()
+    other.order.card_key = None
+    other.order.email_key = None
+    db_session.commit()
+    assert links(other.order_id) == ["address", "address", "phone"]
+    db_session.execute(delete(type(other)).where(type(other).id == other.id))
+    db_session.commit()
+    assert links(other.order_id) == []
+
+
+def test_a_page_order_never_counts_its_own_rejection(db_session):
+    mine = make_case(db_session, "SELF-1", status="rejected")
+    db_session.commit()
+    assert rejection_hints(db_session, [mine.order_id]) == {}

@@ -27,6 +27,22 @@ def test_search_finds_any_part_of_number_email_or_name(client, reviewer, login, 
         assert sorted(_rows(body)) == expected, term
 
 
+def test_a_whole_email_finds_every_email_that_contains_it(client, reviewer, login, db_session):
+    """A term with an "@" asks the index for its local part, then checks the whole term."""
+    make_case(db_session, "E-1", email="jo.murphy@mail.test")
+    make_case(db_session, "E-2", email="x.jo.murphy@mail.test.uk")
+    make_case(db_session, "E-3", email="jo.murphy@other.test")
+    make_case(db_session, "E-4", email="jo_murphy@mail.test")  # "_" is no wildcard
+    db_session.commit()
+    login(client, reviewer)
+    for term, expected in (("JO.MURPHY@MAIL.TEST", ["E-1", "E-2"]),
+                           ("jo.murphy@", ["E-1", "E-2", "E-3"]),
+                           ("y@mail.test", ["E-1", "E-2", "E-4"]), ("o.murphy@o", ["E-3"]),
+                           ("jo%murphy@mail", [])):  # fmt: skip
+        body = client.get("/review/", query_string={"q": term, "state": "all"}).get_data(True)
+        assert sorted(_rows(body)) == expected, term
+
+
 def test_sorts_and_filters(client, reviewer, login, db_session):
     old = make_case(db_session, "S-OLD", amount_minor=500, created_at=NOW - timedelta(days=3))
     make_case(db_session, "S-BIG", amount_minor=90000, created_at=NOW - timedelta(hours=5))

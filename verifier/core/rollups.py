@@ -37,6 +37,18 @@ class DailyCount(Base):
     resubmitted: Mapped[int] = mapped_column(Integer, server_default="0")  # ended after one
 
 
+class RejectedLink(Base):
+    """A link key of a rejected order, kept by database triggers (migration 0009): the queue's
+    hints count rejected orders per key here instead of walking every order with the key.
+    Both addresses count as kind "address"."""
+
+    __tablename__ = "rejected_links"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+
+
 class CaseCount(Base):
     """Cases per state, kept by database triggers (migration 0002); sum the shards."""
 

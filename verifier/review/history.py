@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, select, union, union_all
+from sqlalchemy import func, literal_column, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from verifier.core.rollups import RejectedLink
 from verifier.models import IN_REVIEW, REJECTED, Order, VerificationCase
 
 PER_KEY = 100  # linked orders read per key for the case page
 SHOWN = 50  # linked orders listed on the case page, newest first
-HINT_PER_KEY = 200  # linked orders per key that a queue row's hint counts rejections in
 KINDS = ("card", "email", "phone", "device", "address", "ip")
 KIND_LABELS = {"card": "card", "email": "email", "phone": "phone", "device": "device",
                "address": "address", "ip": "IP address"}  # fmt: skip
@@ -145,38 +145,37 @@ def _history(rows: Sequence[Any], per_key: int) -> History:
     return History(linked[:SHOWN], summaries, len(linked))
 
 
+# kind -> this order's columns whose keys a rejected order may share (rejected_links keeps
+# both of a rejected order's addresses under "address").
+HINT_COLUMNS = {
+    "card": ("card_key",),
+    "email": ("email_key",),
+    "phone": ("phone_key",),
+    "device": ("device_id",),
+    "address": ("billing_key", "shipping_key"),
+    "ip": ("ip_address",),
+}
+
+
 def rejection_hints(session: Session, order_ids: Sequence[int]) -> dict[int, str]:
     """order id -> "2 earlier rejections with this card", for the orders that have any.
 
-    One statement: for each order and each kind, the rejected cases among the newest
-    HINT_PER_KEY orders sharing that key (correlated, each through its key's index). The
-    hint names the kind with the most rejections (ties: card, email, phone, device,
-    address, IP address).
+    One statement: for each order and each kind, the other rejected orders that share the
+    key, counted in `rejected_links` (kept by triggers, migration 0009) through its primary
+    key, so a key that thousands of orders share costs what its rejections cost. The hint
+    names the kind with the most rejections (ties: card, email, phone, device, address, IP
+    address).
     """
     if not order_ids:
         return {}
     page = aliased(Order, name="page")
-    linked = aliased(Order, name="linked")
     counts = []
-    by_kind: dict[str, list[ColumnElement[bool]]] = {}
-    for kind, column, own in PAIRS:
-        by_kind.setdefault(kind, []).append(getattr(linked, column) == getattr(page, own))
     for kind in KINDS:
-        arms = [
-            select(linked.id.label("id"))
-            .where(condition, linked.id != page.id)
-            .order_by(linked.id.desc())
-            .limit(HINT_PER_KEY)
-            .correlate(page)
-            .subquery()
-            for condition in by_kind[kind]
-        ]
-        ids = union(*(select(arm.c.id) for arm in arms)).subquery() if len(arms) > 1 else arms[0]
+        keys = [getattr(page, column) for column in HINT_COLUMNS[kind]]
+        matches = RejectedLink.key == keys[0] if len(keys) == 1 else RejectedLink.key.in_(keys)
         counts.append(
-            select(func.count())
-            .select_from(ids)
-            .join(VerificationCase, VerificationCase.order_id == ids.c.id)
-            .where(VerificationCase.status == REJECTED)
+            select(func.count(RejectedLink.order_id.distinct()))
+            .where(RejectedLink.kind == kind, matches, RejectedLink.order_id != page.id)
             .correlate(page)
             .scalar_subquery()
             .label(kind)
