@@ -145,7 +145,7 @@ def test_anonymising_an_order_clears_every_link_key(db_session):
 
 
 def test_the_rejected_links_follow_every_change_of_a_case_or_its_keys(db_session):
-    """The triggers of migration 0009: a rejection adds the order's keys, leaving `rejected`
+    """The triggers of migration 0010: a rejection adds the order's keys, leaving `rejected`
     (an overturn) removes them, anonymising the order clears them, deleting the case too."""
     from sqlalchemy import delete, select
 

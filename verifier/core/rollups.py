@@ -38,7 +38,7 @@ class DailyCount(Base):
 
 
 class RejectedLink(Base):
-    """A link key of a rejected order, kept by database triggers (migration 0009): the queue's
+    """A link key of a rejected order, kept by database triggers (migration 0010): the queue's
     hints count rejected orders per key here instead of walking every order with the key.
     Both addresses count as kind "address"."""
 

@@ -161,7 +161,7 @@ def rejection_hints(session: Session, order_ids: Sequence[int]) -> dict[int, str
     """order id -> "2 earlier rejections with this card", for the orders that have any.
 
     One statement: for each order and each kind, the other rejected orders that share the
-    key, counted in `rejected_links` (kept by triggers, migration 0009) through its primary
+    key, counted in `rejected_links` (kept by triggers, migration 0010) through its primary
     key, so a key that thousands of orders share costs what its rejections cost. The hint
     names the kind with the most rejections (ties: card, email, phone, device, address, IP
     address).

@@ -1,7 +1,7 @@
 """rejected links: the link keys of every rejected order, kept by triggers
 
-Revision ID: 0009_rejected_links
-Revises: 0008_staff_sessions
+Revision ID: 0010_rejected_links
+Revises: 0009_connectors
 Create Date: 2026-12-02 15:00:00
 
 A queue row's hint ("2 earlier rejections with this card") counts rejected orders that share
@@ -16,8 +16,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0009_rejected_links"
-down_revision = "0008_staff_sessions"
+revision = "0010_rejected_links"
+down_revision = "0009_connectors"
 branch_labels = None
 depends_on = None
 
