@@ -392,7 +392,8 @@ def test_pci_erase_through_the_page(app, client, reviewer, login, case_with_docs
     assert [e.kind for e in db_session.scalars(select(OutboxEmail))] == ["resubmission"]
     assert client.get(f"/review/documents/{front.id}").status_code == 404
     html = client.get(f"/review/cases/{case.id}").get_data(as_text=True)
-    assert "showed card details that may not be kept" in html
+    assert "a reviewer erased it because more than the last four digits" in html
+    assert erased.erase_reason == "full_card_number_visible"
 
 
 # --- bulk -----------------------------------------------------------------------------------
