@@ -198,7 +198,8 @@ def test_a_second_reviewer_sees_who_holds_the_case(
     assert response.status_code == 303
     html = other.get(response.headers["Location"]).get_data(as_text=True)
     assert "reviewer@example.test is reviewing this case until" in html
-    assert "Approve" not in html
+    assert "Approve</button>" not in html and "Approve and next</button>" not in html
+    assert 'name="card_name_matches"' not in html  # no checks to answer either
 
 
 def test_approve_through_the_page(client, reviewer, login, case_with_docs, db_session):

@@ -81,6 +81,7 @@ from verifier.review.queue import (
     queue_counts,
 )
 from verifier.review.saved_filters import FILTER_ARGS, filter_query, list_filters
+from verifier.review.workbench import document_groups, starting_answers
 from verifier.review.wording import (
     approved_message,
     format_address,
@@ -247,8 +248,9 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
     view = get_case_view(session, case_id, now, settings)
     case = view.case
     me = _me()
+    groups = document_groups(view.documents)
     if decision is None:
-        decision = DecisionForm(data=dict(case.checklist or {}) | {
+        decision = DecisionForm(data=starting_answers(case.checklist, groups) | {
             "reason_code": case.decision_reason_code or "", "note": case.decision_note or "",
         })  # fmt: skip
     erase_forms = {
@@ -267,6 +269,7 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
         reasons=REJECTION_REASONS, renew_seconds=max(30, min(300, settings.lease_minutes * 20)),
         retention_due_at=case_purge_due_at(session, case, settings),
         link_labels=LINK_LABELS, outcome_labels=OUTCOME_LABELS, erased_because=ERASED_BECAUSE,
+        groups=groups, compare=request.args.get("compare") == "1",
         **HELPERS,
     ), status  # fmt: skip
 
