@@ -81,7 +81,6 @@ from verifier.review.queue import (
     queue_counts,
 )
 from verifier.review.saved_filters import FILTER_ARGS, filter_query, list_filters
-from verifier.review.workbench import document_groups, starting_answers
 from verifier.review.wording import (
     approved_message,
     format_address,
@@ -89,6 +88,7 @@ from verifier.review.wording import (
     rejected_message,
     saved_message,
 )
+from verifier.review.workbench import document_groups, starting_answers
 from verifier.vault.storage import Keyring
 from verifier.web.auth import acts_as_admin, signed_in_staff, staff_required
 from verifier.web.forms import apply_domain_errors
