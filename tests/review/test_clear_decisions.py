@@ -280,3 +280,19 @@ def test_reviewer_throughput_is_counted_per_reviewer(db_session, app, client, ad
     login(client, admin_user)
     html = client.get("/admin/dashboard/").get_data(as_text=True)
     assert "Reviewers" in html and "6.0 min" in html and "50.0 %" in html
+
+
+def test_the_workbench_works_without_javascript(client, claimed):
+    """Checks beside their documents still belong to the decision form; compare is a link."""
+    html = client.get(f"/review/cases/{claimed.id}").get_data(as_text=True)
+    assert html.count('form="decision-form"') == 3 * len(CHECKS)  # every answer of every check
+    assert '<form method="post" action="/review/cases/' in html and 'id="decision-form"' in html
+    assert 'name="then" value="next"' in html  # Approve and next is a plain submit button
+    # Only a card was sent: the ID and address checks start as not applicable.
+    for name in ("id_name_matches", "id_not_expired", "address_matches_and_recent"):
+        assert f'<input checked form="decision-form" id="{name}-2" name="{name}"' in html
+    assert '<input checked form="decision-form" id="card_name_matches' not in html
+    assert 'class="workbench"' in html and f"/review/cases/{claimed.id}?compare=1" in html
+    compare = client.get(f"/review/cases/{claimed.id}?compare=1").get_data(as_text=True)
+    assert 'class="workbench compare"' in compare
+    assert "No photo ID was sent for this case" in html
