@@ -296,3 +296,15 @@ def test_the_workbench_works_without_javascript(client, claimed):
     compare = client.get(f"/review/cases/{claimed.id}?compare=1").get_data(as_text=True)
     assert 'class="workbench compare"' in compare
     assert "No photo ID was sent for this case" in html
+
+
+def test_asking_again_names_the_documents(client, claimed):
+    html = client.post(
+        f"/review/cases/{claimed.id}/resubmission",
+        data={"kinds": ["card_front", "photo_id"], "message": "The photo is blurred."},
+        follow_redirects=True,
+    ).get_data(as_text=True)  # fmt: skip
+    assert _flashes(html, "success") == [
+        "Order WEB-30001 went back to the customer, who has been emailed a new link to send "
+        "again: Card, front; Photo ID."
+    ]

@@ -83,9 +83,11 @@ from verifier.review.queue import (
 from verifier.review.saved_filters import FILTER_ARGS, filter_query, list_filters
 from verifier.review.wording import (
     approved_message,
+    confirmed_message,
     format_address,
     format_age,
     rejected_message,
+    resubmission_message,
     saved_message,
 )
 from verifier.review.workbench import document_groups, starting_answers
@@ -410,7 +412,7 @@ def confirm(case_id: int):
     me = _me()
     return _case_action(
         case_id, lambda s, now, st: confirm_rejection(s, case_id, me.id, now, st, rng=_rng()),
-        "Rejection confirmed. The shop has been told.",
+        confirmed_message,
     )  # fmt: skip
 
 
@@ -438,7 +440,7 @@ def resubmission(case_id: int):
             s, case_id, me.id, now, st, kinds=form.kinds.data or [], message=form.message.data,
             reopen=_reopen(s, st, now),
         ),
-        "The customer has been emailed a new link to send the documents again.", form=form,
+        lambda case: resubmission_message(case, KIND_LABELS), form=form,
         form_arg="resubmit",
     )  # fmt: skip
 

@@ -50,3 +50,21 @@ def rejected_message(case: VerificationCase) -> Flash:
             "info",
         )
     return f"Order {order} rejected ({reason}).{checks} The shop has been told.", "success"
+
+
+def confirmed_message(case: VerificationCase) -> Flash:
+    reason = REJECTION_REASONS.get(case.decision_reason_code or "", "no reason given")
+    return (
+        f"Rejection of order {case.order.external_id} confirmed ({reason}). "
+        "The shop has been told.",
+        "success",
+    )
+
+
+def resubmission_message(case: VerificationCase, kind_labels: dict[str, str]) -> Flash:
+    kinds = "; ".join(kind_labels.get(k, k) for k in case.resubmission_kinds or [])
+    return (
+        f"Order {case.order.external_id} went back to the customer, who has been emailed a new "
+        f"link to send again: {kinds}.",
+        "success",
+    )
