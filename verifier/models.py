@@ -296,6 +296,7 @@ class VerificationCase(Base):
     checklist: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     lease_expires_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]  # when the current (or last) claim began
     resubmission_count: Mapped[int] = mapped_column(Integer, default=0)
     resubmission_kinds: Mapped[list[Any] | None] = mapped_column(JSON)
     resubmission_message: Mapped[str | None] = mapped_column(Text)
@@ -371,6 +372,7 @@ class Document(Base):
     round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     erased_at: Mapped[datetime | None]
+    erase_reason: Mapped[str | None] = mapped_column(String(32))  # see review.documents
     purged_at: Mapped[datetime | None]
     purge_run_id: Mapped[int | None] = mapped_column(ForeignKey("purge_runs.id"))
 
@@ -488,6 +490,10 @@ class QualityReview(Base):
     agrees: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolved_at: Mapped[datetime | None]  # a disagreement settled by an admin
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    resolution: Mapped[str | None] = mapped_column(String(20))  # see review.quality
+    resolution_note: Mapped[str | None] = mapped_column(Text)
 
 
 # The rollup tables (DailyCount, CaseCount) live beside their readers in verifier.core.rollups.

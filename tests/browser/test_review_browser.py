@@ -129,7 +129,7 @@ def test_reviewer_takes_the_next_case_views_the_card_and_approves(
     assert a == d == 0 and b > 0 and c == -b, (a, b, c, d)
     tools.get_by_role("button", name="Reset").click()
     assert _transform(front) == (1, 0, 0, 1)
-    full_size = tools.get_by_role("link", name="Full size").get_attribute("href")
+    full_size = page.get_by_role("link", name="Full size Card, front").get_attribute("href")
     served = page.request.get(f"{live_server}{full_size}")
     assert served.ok and served.headers["content-type"] == "image/jpeg"
     assert served.headers["cache-control"] == "no-store"
@@ -148,8 +148,8 @@ def test_reviewer_takes_the_next_case_views_the_card_and_approves(
     assert _loaded(phone_page, phone_image)
     phone_page.screenshot(path=screenshot_dir / "review-case-phone.png", full_page=True)
 
-    page.get_by_role("button", name="Approve").click()
-    expect(page.get_by_text("Approved. The shop has been told.")).to_be_visible()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_text("Order WEB-20417 approved. The shop has been told.")).to_be_visible()
     expect(page.get_by_role("heading", name="Decision")).to_be_visible()
     assert violations == []
 

@@ -198,7 +198,8 @@ def test_a_second_reviewer_sees_who_holds_the_case(
     assert response.status_code == 303
     html = other.get(response.headers["Location"]).get_data(as_text=True)
     assert "reviewer@example.test is reviewing this case until" in html
-    assert "Approve" not in html
+    assert "Approve</button>" not in html and "Approve and next</button>" not in html
+    assert 'name="card_name_matches"' not in html  # no checks to answer either
 
 
 def test_approve_through_the_page(client, reviewer, login, case_with_docs, db_session):
@@ -392,7 +393,8 @@ def test_pci_erase_through_the_page(app, client, reviewer, login, case_with_docs
     assert [e.kind for e in db_session.scalars(select(OutboxEmail))] == ["resubmission"]
     assert client.get(f"/review/documents/{front.id}").status_code == 404
     html = client.get(f"/review/cases/{case.id}").get_data(as_text=True)
-    assert "showed card details that may not be kept" in html
+    assert "a reviewer erased it because more than the last four digits" in html
+    assert erased.erase_reason == "full_card_number_visible"
 
 
 # --- bulk -----------------------------------------------------------------------------------

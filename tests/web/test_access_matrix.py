@@ -221,6 +221,9 @@ ROUTES = [
     Row("review.erase", "POST", "/review/documents/{doc}/erase", staff_only(FORM_POST)),
     Row("quality.next_check", "GET", "/review/quality/", staff_only()),
     Row("quality.record", "POST", "/review/quality/{quality_review}", staff_only(FORM_POST)),
+    Row("quality.disagreements", "GET", "/review/quality/disagreements", admin_only()),
+    Row("quality.resolve", "POST", "/review/quality/disagreements/{quality_review}/resolve",
+        admin_only(FORM_POST)),
     # Admin pages.
     Row("admin.staff", "GET", "/admin/staff", admin_only()),
     Row("admin.invite", "POST", "/admin/staff", admin_only(FORM_POST)),

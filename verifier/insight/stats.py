@@ -33,6 +33,7 @@ from verifier.models import (
     VerificationCase,
 )
 from verifier.review.quality import AgreementReport, agreement_report
+from verifier.review.throughput import ReviewerLoad, reviewer_throughput
 
 ENDED = (APPROVED, REJECTED, DECLINED, EXPIRED)
 DEFAULT_PERIOD_DAYS = 30
@@ -147,6 +148,7 @@ class Dashboard:
     outcomes: OutcomeRates
     estimate: FailureEstimate
     agreement: AgreementReport
+    reviewers: list[ReviewerLoad]
 
 
 def _hours(delta: timedelta) -> float:
@@ -329,4 +331,7 @@ def build_dashboard(
         outcomes=outcome_rates(session, period),
         estimate=estimate_failure_share(session, start=period.start, end=period.end),
         agreement=agreement_report(session, start=period.start, end=period.end),
+        reviewers=reviewer_throughput(
+            session, start=period.start, end=period.end, days=len(period.days)
+        ),
     )

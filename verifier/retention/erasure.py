@@ -23,6 +23,8 @@ from verifier.retention.purge_report import PurgeReport
 from verifier.vault.storage import safe_uploads_dir
 
 SessionFactory = Callable[[], Session]
+# Documents.erase_reason of what this module erases; the case page labels it.
+CUSTOMER_REQUEST = "customer_request"
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def erase_customer(
                 Document.status.in_((ACTIVE, REPLACED)),
                 Document.wrapped_key.is_not(None) | Document.blob_name.is_not(None),
             )
-            .values(wrapped_key=None, status=ERASED, erased_at=now)
+            .values(wrapped_key=None, status=ERASED, erased_at=now, erase_reason=CUSTOMER_REQUEST)
             .execution_options(synchronize_session=False)
         )
         erased = cast(CursorResult[Any], result).rowcount

@@ -151,6 +151,8 @@ class Destroyed:
     at: datetime | None
     run_id: int | None
     kinds: tuple[tuple[str, int], ...]  # (kind label, count), pages counted one by one
+    # Erased only: customer_request, or what a reviewer saw (review.documents.ERASE_REASONS).
+    erase_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,18 +181,21 @@ def purge_receipt(
     )
     if case is None:
         raise NotFoundError("There is no such case.")
-    groups: dict[tuple[str, datetime | None, int | None], Counter[str]] = defaultdict(Counter)
+    groups: dict[tuple[str, datetime | None, int | None, str | None], Counter[str]] = defaultdict(
+        Counter
+    )
     stored = []
     for doc in case.documents:
         if doc.wrapped_key is not None or doc.blob_name is not None:
             stored.append(doc)
         elif doc.status in (PURGED, ERASED, REPLACED):
             at = doc.erased_at if doc.status == ERASED else doc.purged_at
-            key = (doc.status, at, doc.purge_run_id if doc.status == PURGED else None)
+            run = doc.purge_run_id if doc.status == PURGED else None
+            key = (doc.status, at, run, doc.erase_reason if doc.status == ERASED else None)
             groups[key][KIND_LABELS.get(doc.kind, doc.kind)] += 1
     destroyed = [
-        Destroyed(how, at, run_id, tuple(sorted(counts.items())))
-        for (how, at, run_id), counts in groups.items()
+        Destroyed(how, at, run_id, tuple(sorted(counts.items())), reason)
+        for (how, at, run_id, reason), counts in groups.items()
     ]
     far = datetime.max.replace(tzinfo=now.tzinfo)
     destroyed.sort(key=lambda d: (d.at or far, d.how))

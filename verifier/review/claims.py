@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session, selectinload
 
 from verifier.core.audit import record_event
@@ -69,7 +70,21 @@ def _take(session: Session, case_id: int, staff_id: int, now: datetime, lease: t
     result = session.execute(
         update(VerificationCase)
         .where(VerificationCase.id == case_id, _claimable(staff_id, now))
-        .values(claimed_by_id=staff_id, lease_expires_at=now + lease)
+        .values(
+            claimed_by_id=staff_id,
+            lease_expires_at=now + lease,
+            # Renewing one's own claim keeps its start: time per case counts from the claim.
+            claimed_at=sql_case(
+                (
+                    and_(
+                        VerificationCase.claimed_by_id == staff_id,
+                        VerificationCase.claimed_at.is_not(None),
+                    ),
+                    VerificationCase.claimed_at,
+                ),
+                else_=now,
+            ),
+        )
         .execution_options(synchronize_session="fetch")
     )
     return cast(CursorResult[Any], result).rowcount == 1

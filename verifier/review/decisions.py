@@ -67,13 +67,25 @@ def validate_checklist(answers: Mapping[str, str], *, complete: bool) -> dict[st
             errors[f"checklist.{name}"] = "Answer yes, no or not applicable."
         else:
             clean[name] = value
+    missing = []
     if complete:
         for name in CHECKS:
             if name not in clean and f"checklist.{name}" not in errors:
-                errors[f"checklist.{name}"] = "Answer this check."
+                errors[f"checklist.{name}"] = f"Answer “{CHECKS[name]}”: yes, no or not applicable."
+                missing.append(CHECKS[name])
     if errors:
-        raise ValidationError("Some checks are not answered correctly.", errors)
+        raise ValidationError(_checklist_summary(missing), errors)
     return clean
+
+
+def _checklist_summary(missing: list[str]) -> str:
+    """One sentence naming the checks still to answer, for the top of the page."""
+    if not missing:
+        return "Some checks are not answered correctly."
+    if len(missing) == 1:
+        return f"Answer one more check before deciding: “{missing[0]}”."
+    named = "; ".join(f"“{label}”" for label in missing)
+    return f"Answer {len(missing)} more checks before deciding: {named}."
 
 
 def save_checklist(
@@ -132,7 +144,7 @@ def approve_case(
     if failed:
         raise ValidationError(
             "A case with a failed check cannot be approved: reject it instead.",
-            {f"checklist.{name}": "This check failed." for name in failed},
+            {f"checklist.{name}": f"“{CHECKS[name]}” is answered no." for name in failed},
         )
     case = lock_for_decision(session, case_id, staff_id)
     _refuse_pending_proposal(case)

@@ -26,6 +26,15 @@ ERASE_REASONS: dict[str, str] = {
     "security_code_visible": "The security code (CVV) is visible",
     "full_card_number_visible": "More than the last four digits of the card number are visible",
 }
+# What the case page says caused an early erasure (documents.erase_reason): a reviewer's
+# PCI erase names what was visible; "customer_request" is set by retention.erasure.
+ERASED_BECAUSE: dict[str, str] = {
+    "security_code_visible": "a reviewer erased it because the card's security code was visible",
+    "full_card_number_visible": "a reviewer erased it because more than the last four digits "
+    "of the card number were visible",
+    "customer_request": "erased at the customer's request (right to erasure), with their "
+    "other documents and personal details",
+}
 CARD_KINDS = ("card_front", "card_back")
 VIEWABLE = ("active", "replaced")
 # Sent to the customer with the new link; fixed, so it can never carry what the image showed.
@@ -123,6 +132,7 @@ def erase_document(
         page.key_id = None
         page.status = "erased"
         page.erased_at = now
+        page.erase_reason = reason_kind
     session.flush()
     record_event(
         session, "document.erased", actor_type="staff", actor_id=staff_id,

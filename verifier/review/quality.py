@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, selectinload
 
 from verifier.core.audit import record_event
 from verifier.errors import ConflictError, NotFoundError, ValidationError
@@ -122,6 +122,15 @@ def record_quality_verdict(
         target_type="case", target_id=case.id, details={"verdict": verdict, "agrees": agrees},
         now=now,
     )  # fmt: skip
+    if not agrees:
+        # Raised to the admins' queue (list_disagreements) with both verdicts.
+        record_event(
+            session, "quality.disagreement_raised", actor_type="staff", actor_id=staff_id,
+            target_type="case", target_id=case.id,
+            details={"review": review.id, "first_decision": case.status,
+                     "first_reviewer": review.first_reviewer_id, "second_verdict": verdict},
+            now=now,
+        )  # fmt: skip
     session.refresh(review)
     return review
 
@@ -203,3 +212,151 @@ def agreement_report(session: Session, *, start: datetime, end: datetime) -> Agr
         disagreements=disagreements,
         pending=pending,
     )
+
+
+# How an admin settles a disagreement; the case's decision itself stands either way (the shop
+# was told), so the resolution is a record for coaching and for the audit trail.
+RESOLUTIONS: dict[str, str] = {
+    "first_stands": "The first decision was right",
+    "second_right": "The second reviewer was right (the first reviewer is told)",
+    "unclear": "Neither is clearly right (the documents are ambiguous)",
+}
+MAX_RESOLUTION_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class OpenDisagreement:
+    """A quality check that disagreed with the first decision, as an admin's queue row."""
+
+    review_id: int
+    case_id: int
+    order_external_id: str
+    first_decision: str
+    first_reason_code: str | None
+    first_reviewer: str
+    second_verdict: str
+    second_reviewer: str
+    completed_at: datetime
+    resolution: str | None
+    resolution_note: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+
+
+def list_disagreements(
+    session: Session, *, resolved: bool, limit: int = 100
+) -> list[OpenDisagreement]:
+    """Quality checks that disagreed, open ones (oldest first) or settled ones (newest first)."""
+    first = aliased(StaffUser)
+    second = aliased(StaffUser)
+    resolver = aliased(StaffUser)
+    order_by = (
+        (QualityReview.resolved_at.desc(), QualityReview.id.desc())
+        if resolved
+        else (QualityReview.completed_at, QualityReview.id)
+    )
+    rows = session.execute(
+        select(
+            QualityReview,
+            VerificationCase.status,
+            VerificationCase.decision_reason_code,
+            Order.external_id,
+            first.email,
+            second.email,
+            resolver.email,
+        )
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .join(Order, VerificationCase.order_id == Order.id)
+        .outerjoin(first, QualityReview.first_reviewer_id == first.id)
+        .outerjoin(second, QualityReview.reviewer_id == second.id)
+        .outerjoin(resolver, QualityReview.resolved_by_id == resolver.id)
+        .where(
+            QualityReview.agrees.is_(False),
+            QualityReview.resolved_at.is_not(None)
+            if resolved
+            else QualityReview.resolved_at.is_(None),
+        )
+        .order_by(*order_by)
+        .limit(limit)
+    ).all()
+    out = []
+    for review, status, reason_code, external_id, first_email, second_email, resolver_email in rows:
+        assert review.completed_at is not None  # a verdict that disagrees is a completed one
+        out.append(
+            OpenDisagreement(
+                review_id=review.id,
+                case_id=review.case_id,
+                order_external_id=external_id,
+                first_decision=status,
+                first_reason_code=reason_code,
+                first_reviewer=first_email or "unknown reviewer",
+                second_verdict=review.verdict or "",
+                second_reviewer=second_email or "unknown reviewer",
+                completed_at=review.completed_at,
+                resolution=review.resolution,
+                resolution_note=review.resolution_note,
+                resolved_by=resolver_email,
+                resolved_at=review.resolved_at,
+            )
+        )
+    return out
+
+
+def count_open_disagreements(session: Session) -> int:
+    n = session.scalar(
+        select(func.count())
+        .select_from(QualityReview)
+        .where(QualityReview.agrees.is_(False), QualityReview.resolved_at.is_(None))
+    )
+    return int(n or 0)
+
+
+def resolve_disagreement(
+    session: Session,
+    review_id: int,
+    admin_id: int,
+    resolution: str,
+    note: str | None,
+    now: datetime,
+) -> QualityReview:
+    """Settle a disagreement once (a conditional UPDATE) and audit it with both verdicts.
+
+    Raises ValidationError for an unknown resolution or a long note, NotFoundError when the
+    review is not a disagreement, ConflictError when another admin settled it first.
+    """
+    errors = {}
+    if resolution not in RESOLUTIONS:
+        errors["resolution"] = "Choose how the disagreement is settled."
+    text = (note or "").strip() or None
+    if text and len(text) > MAX_RESOLUTION_NOTE:
+        errors["note"] = f"Use at most {MAX_RESOLUTION_NOTE} characters."
+    if errors:
+        raise ValidationError("The resolution is not complete.", errors)
+    row = session.execute(
+        select(QualityReview, VerificationCase.status)
+        .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
+        .where(QualityReview.id == review_id, QualityReview.agrees.is_(False))
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("There is no such disagreement.")
+    review, first_decision = row
+    result = session.execute(
+        update(QualityReview)
+        .where(QualityReview.id == review_id, QualityReview.resolved_at.is_(None))
+        .values(
+            resolved_at=now, resolved_by_id=admin_id, resolution=resolution, resolution_note=text
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        raise ConflictError("Another admin has already settled this disagreement.")
+    record_event(
+        session, "quality.disagreement_resolved", actor_type="staff", actor_id=admin_id,
+        target_type="case", target_id=review.case_id,
+        details={"review": review.id, "resolution": resolution, "first_decision": first_decision,
+                 "first_reviewer": review.first_reviewer_id, "second_verdict": review.verdict,
+                 "second_reviewer": review.reviewer_id},
+        now=now,
+    )  # fmt: skip
+    session.refresh(review)
+    return review

@@ -18,7 +18,7 @@ POST /review/documents/<doc_id>/erase          PCI erase of a card image
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -55,7 +55,7 @@ from verifier.review.decisions import (
     request_resubmission,
     save_checklist,
 )
-from verifier.review.documents import CARD_KINDS, erase_document, view_document
+from verifier.review.documents import CARD_KINDS, ERASED_BECAUSE, erase_document, view_document
 from verifier.review.forms import (
     ANSWER_LABELS,
     BULK_ACTIONS,
@@ -81,6 +81,16 @@ from verifier.review.queue import (
     queue_counts,
 )
 from verifier.review.saved_filters import FILTER_ARGS, filter_query, list_filters
+from verifier.review.wording import (
+    approved_message,
+    confirmed_message,
+    format_address,
+    format_age,
+    rejected_message,
+    resubmission_message,
+    saved_message,
+)
+from verifier.review.workbench import document_groups, starting_answers
 from verifier.vault.storage import Keyring
 from verifier.web.auth import acts_as_admin, signed_in_staff, staff_required
 from verifier.web.forms import apply_domain_errors
@@ -113,21 +123,6 @@ def _reopen(session, settings, now):
     """The portal's link function, as the callback the domain calls on a resubmission."""
     portal = PortalContext.from_config(current_app.config)
     return lambda case: reopen_link(session, case, portal=portal, settings=settings, now=now)
-
-
-def format_age(age: timedelta) -> str:
-    """A short waiting time: "12 min", "3 h 20 min", "2 d 4 h"."""
-    minutes = max(int(age.total_seconds() // 60), 0)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-
-
-def format_address(address: dict) -> str:
-    parts = ("name", "line1", "line2", "postcode", "city", "region", "country")
-    return ", ".join(str(address[p]) for p in parts if address.get(p))
 
 
 # What the review templates use to show values; no queries, no decisions.
@@ -255,8 +250,9 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
     view = get_case_view(session, case_id, now, settings)
     case = view.case
     me = _me()
+    groups = document_groups(view.documents)
     if decision is None:
-        decision = DecisionForm(data=dict(case.checklist or {}) | {
+        decision = DecisionForm(data=starting_answers(case.checklist, groups) | {
             "reason_code": case.decision_reason_code or "", "note": case.decision_note or "",
         })  # fmt: skip
     erase_forms = {
@@ -274,7 +270,8 @@ def _render_case(case_id: int, *, decision=None, overturn=None, resubmit=None, s
         resubmissions_left=max(settings.max_resubmissions - case.resubmission_count, 0),
         reasons=REJECTION_REASONS, renew_seconds=max(30, min(300, settings.lease_minutes * 20)),
         retention_due_at=case_purge_due_at(session, case, settings),
-        link_labels=LINK_LABELS, outcome_labels=OUTCOME_LABELS,
+        link_labels=LINK_LABELS, outcome_labels=OUTCOME_LABELS, erased_because=ERASED_BECAUSE,
+        groups=groups, compare=request.args.get("compare") == "1",
         **HELPERS,
     ), status  # fmt: skip
 
@@ -285,8 +282,20 @@ def case(case_id: int):
     return _render_case(case_id)
 
 
-def _case_action(case_id: int, action, success: str, *, form=None, form_arg: str = "decision"):
-    """Run one domain action for the case page; conflicts flash, validation re-renders."""
+def _field_errors(exc: ValidationError) -> ValidationError:
+    """The domain names checklist answers `checklist.<check>`; the form calls them `<check>`."""
+    fields = {name.removeprefix("checklist."): message for name, message in exc.fields.items()}
+    return ValidationError(exc.message, fields)
+
+
+def _case_action(case_id: int, action, success, *, form=None, form_arg: str = "decision",
+                 then=None):  # fmt: skip
+    """Run one domain action for the case page; conflicts flash, validation re-renders.
+
+    `success` is the message, or a function of the action's result giving (message, category);
+    `then` is where to go afterwards (the case page when None). One flash per outcome: the
+    summary of what went wrong sits at the top, each field's own error beside it.
+    """
     form = form or ActionForm()
     if not form.validate_on_submit():
         if isinstance(form, ActionForm):
@@ -294,20 +303,20 @@ def _case_action(case_id: int, action, success: str, *, form=None, form_arg: str
         return _render_case(case_id, status=422, **{form_arg: form})
     session = get_session()
     try:
-        action(session, _now(), current_settings(session))
+        result = action(session, _now(), current_settings(session))
     except ValidationError as exc:
         session.rollback()
-        general = apply_domain_errors(form, exc)
-        for message in general:
-            flash(message, "error")
+        general = apply_domain_errors(form, _field_errors(exc))
+        flash(" ".join(dict.fromkeys(general)) if general else exc.message, "error")
         return _render_case(case_id, status=422, **{form_arg: form})
     except ConflictError as exc:
         session.rollback()
         flash(exc.message, "error")
         return _to_case(case_id)
     session.commit()
-    flash(success, "success")
-    return _to_case(case_id)
+    message, category = success(result) if callable(success) else (success, "success")
+    flash(message, category)
+    return then(result) if then else _to_case(case_id)
 
 
 @bp.post("/cases/<int:case_id>/claim")
@@ -351,10 +360,22 @@ def lease(case_id: int):
 def checklist(case_id: int):
     form = DecisionForm()
     me = _me()
+
     return _case_action(
         case_id, lambda s, now, st: save_checklist(s, case_id, me.id, form.answers(), now),
-        "Checklist saved.", form=form,
+        saved_message, form=form,
     )  # fmt: skip
+
+
+def _take_next(_decided):
+    """After "Approve and next": claim the next case and open it, or go back to the queue."""
+    session = get_session()
+    case = claim_next_case(session, _me().id, _now(), current_settings(session))
+    session.commit()
+    if case is None:
+        flash("No other case is waiting for review right now.", "info")
+        return redirect(url_for(".queue"), code=303)
+    return _to_case(case.id)
 
 
 @bp.post("/cases/<int:case_id>/approve")
@@ -362,11 +383,12 @@ def checklist(case_id: int):
 def approve(case_id: int):
     form = DecisionForm()
     me = _me()
+    and_next = request.form.get("then") == "next"
     return _case_action(
         case_id,
         lambda s, now, st: approve_case(s, case_id, me.id, now, st, checklist=form.answers(),
                                         rng=_rng(), note=form.note.data),
-        "Approved. The shop has been told.", form=form,
+        approved_message, form=form, then=_take_next if and_next else None,
     )  # fmt: skip
 
 
@@ -377,13 +399,11 @@ def reject(case_id: int):
     me = _me()
 
     def act(s, now, st):
-        case = reject_case(s, case_id, me.id, now, st, reason_code=form.reason_code.data,
+        return reject_case(s, case_id, me.id, now, st, reason_code=form.reason_code.data,
                            note=form.note.data, failed_checks=[], rng=_rng(),
                            checklist=form.answers())  # fmt: skip
-        if case.status != "rejected":
-            flash("Rejection proposed: a second reviewer will confirm or overturn it.", "info")
 
-    return _case_action(case_id, act, "Done.", form=form)
+    return _case_action(case_id, act, rejected_message, form=form)
 
 
 @bp.post("/cases/<int:case_id>/confirm-rejection")
@@ -392,7 +412,7 @@ def confirm(case_id: int):
     me = _me()
     return _case_action(
         case_id, lambda s, now, st: confirm_rejection(s, case_id, me.id, now, st, rng=_rng()),
-        "Rejection confirmed. The shop has been told.",
+        confirmed_message,
     )  # fmt: skip
 
 
@@ -420,7 +440,7 @@ def resubmission(case_id: int):
             s, case_id, me.id, now, st, kinds=form.kinds.data or [], message=form.message.data,
             reopen=_reopen(s, st, now),
         ),
-        "The customer has been emailed a new link to send the documents again.", form=form,
+        lambda case: resubmission_message(case, KIND_LABELS), form=form,
         form_arg="resubmit",
     )  # fmt: skip
 
