@@ -1,7 +1,7 @@
 """the reviewer's workbench: why a document was erased, when a claim began, settled QA disagreements
 
-Revision ID: 0008_desk_workbench
-Revises: 0007_portal_receipts
+Revision ID: 0011_desk_workbench
+Revises: 0010_rejected_links
 Create Date: 2026-12-02 14:40:00
 
 `documents.erase_reason` says what caused an early erasure (a visible security code or card
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import verifier.models
 
 
-revision = "0008_desk_workbench"
-down_revision = "0007_portal_receipts"
+revision = "0011_desk_workbench"
+down_revision = "0010_rejected_links"
 branch_labels = None
 depends_on = None
 
