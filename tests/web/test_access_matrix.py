@@ -166,6 +166,8 @@ ROUTES = [
         api_key_only(reached(200, 422)), json={"reason": "Chargeback 4821"}),
     Row("api.release_order_hold_view", "DELETE", "/api/v1/orders/{review_order}/hold",
         api_key_only(reached(200, 409, 422)), json={"reason": "Chargeback withdrawn"}),
+    Row("api.record_outcome_view", "POST", "/api/v1/orders/{review_order}/outcome",
+        api_key_only(reached(200, 201)), json={"outcome": "delivered_ok"}),
     # Customer portal: the link is the key; every other page needs the portal session it gives.
     Row("portal.open_link", "GET", "/u/{token}", everyone(reached(303, location="/portal/"))),
     Row("portal.open_link", "GET", "/u/{unknown_token}", everyone(UNKNOWN_LINK)),
