@@ -246,7 +246,9 @@ def has_bad_outcome(order_id: Any) -> ColumnElement[bool]:
     return exists().where(OrderOutcome.order_id == order_id, OrderOutcome.outcome.in_(BAD_OUTCOMES))
 
 
-def outcome_body(external_id: str, row: OrderOutcome, history: list[OrderOutcome]) -> dict:
+def outcome_body(
+    external_id: str, row: OrderOutcome, history: list[OrderOutcome]
+) -> dict[str, Any]:
     """The API's JSON for a recorded outcome, with the order's outcomes so far."""
 
     def one(r: OrderOutcome) -> dict[str, Any]:
