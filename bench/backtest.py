@@ -55,9 +55,10 @@ def main() -> None:
                 result = backtest_policy(session, current=CURRENT, proposed=DRAFT,
                                          start=NOW - timedelta(days=days), end=NOW)  # fmt: skip
                 took = time.perf_counter() - began
+                per_order = took / max(result.orders, 1) * 1e6
+                caught = f"{result.current.caught} -> {result.proposed.caught} of {result.bad}"
                 print(f"backtest {days:>3} days: {result.orders} orders in {took:.2f} s "
-                      f"({took / max(result.orders, 1) * 1e6:.1f} µs/order); caught "
-                      f"{result.current.caught} -> {result.proposed.caught} of {result.bad}")  # fmt: skip
+                      f"({per_order:.1f} µs/order); caught {caught}")  # fmt: skip
             period = Period.ending(NOW.date(), 30)
             runs = []
             for _ in range(15):
