@@ -136,3 +136,27 @@ def test_preview_shows_the_backtest_and_what_the_change_does(admin_client, db_se
     text = admin_client.post("/admin/settings/", data=too_long).get_data(as_text=True)
     assert "Choose a window of at most 366 days." in text
     assert "Backtest on stored orders" not in text
+
+
+def test_orders_exempted_from_the_draw_are_stated(db_session):
+    # What a rule that exempts orders from the draw does to the preview's loads.
+    from verifier.policy.preview import Load, Preview, ReviewTime
+
+    now = datetime.now(UTC)
+
+    def load(forced, expected):
+        return Load(rule_forced=forced, repeat_exempt=0, random_expected=expected, days=30,
+                    review_minutes=3)  # fmt: skip
+
+    def found(proposed_load):
+        preview = Preview(now - timedelta(days=30), now, 30, 600, load(0, 30.0), proposed_load,
+                          ReviewTime(3, False, 0))  # fmt: skip
+        return consequences_of(db_session, current=DEFAULTS, proposed=DEFAULTS, preview=preview,
+                               now=now)  # fmt: skip
+
+    # 600 orders at 5 %, all in the draw now; the change exempts 100 of them.
+    exempting = found(load(0, 25.0))
+    assert [c.field for c in exempting] == ["exempt"]
+    assert exempting[0].text.startswith("100 orders of the last 30 days would be exempt")
+    # A rule that forces review takes orders out of the draw too, but exempts none.
+    assert found(load(100, 25.0)) == []

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from verifier.core.sampling import format_rate
+from verifier.core.sampling import DRAW_SPACE, format_rate
 from verifier.core.settings import Settings
-from verifier.policy.preview import Preview
+from verifier.policy.preview import Load, Preview
 from verifier.retention.anonymise import count_due_for_anonymising
 from verifier.retention.purge import count_newly_due
 
@@ -110,6 +110,24 @@ def consequences_of(
                 "skipped the random draw as repeat customers (exempt from sampling).",
             )
         )
+    elif proposed["rate_bp"] == current["rate_bp"] > 0:
+        # Orders neither forced by a rule, nor spared as repeat customers, nor left to the
+        # draw have been exempted by a rule: say how many more the change exempts.
+        rate_bp: int = current["rate_bp"]
+
+        def accounted(load: Load) -> float:
+            candidates = load.random_expected * DRAW_SPACE / rate_bp
+            return load.rule_forced + load.repeat_exempt + candidates
+
+        spared = round(accounted(preview.current) - accounted(preview.proposed))
+        if spared > 0:
+            found.append(
+                Consequence(
+                    "exempt",
+                    f"{_plural(spared, 'order', 'orders')} of the last {days} days would be "
+                    "exempt from sampling: neither drawn at random nor sent to review by a rule.",
+                )
+            )
     if current["four_eyes_rejections"] and not proposed["four_eyes_rejections"]:
         found.append(
             Consequence(
