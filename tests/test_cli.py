@@ -153,3 +153,24 @@ def test_demo_seeds_once(runner, client, db_session):
     assert second.exit_code == 0 and "(0 new orders" in second.output
     assert db_session.scalar(select(func.count(Order.id))) == count
     assert db_session.scalar(select(func.count(StaffUser.id))) == 2
+
+
+def test_a_lower_rate_says_what_it_does_and_needs_confirming(runner, db_session):
+    from verifier.core.policies import current_policy
+
+    current_policy(db_session)
+    db_session.commit()
+    refused = runner.invoke(args=["set-rate", "1", "--reason", "Quiet month"], input="n\n")
+    assert refused.exit_code != 0
+    assert "The random sample falls from 5 % to 1 %" in refused.output
+    assert (
+        db_session.scalar(select(SamplingPolicy).order_by(SamplingPolicy.version.desc())).rate_bp
+        == 500
+    )
+    saved = runner.invoke(args=["set-rate", "1", "--reason", "Quiet month", "--yes"])
+    assert saved.exit_code == 0, saved.output
+    db_session.rollback()
+    assert (
+        db_session.scalar(select(SamplingPolicy).order_by(SamplingPolicy.version.desc())).rate_bp
+        == 100
+    )

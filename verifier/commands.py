@@ -15,7 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 from verifier.core.audit import record_event
 from verifier.core.audit_chain import verify_chain
 from verifier.core.audit_export import EXPORT_FORMATS, export_lines
-from verifier.core.policies import create_policy_version, current_settings
+from verifier.core.policies import create_policy_version, current_policy, current_settings
 from verifier.core.sampling import format_rate, parse_rate
 from verifier.db import get_session, migrate, new_session
 from verifier.demo.shop import DEMO_API_KEY, DEMO_USERS, seed_demo
@@ -33,6 +33,9 @@ from verifier.intake.connectors import SEAL_PURPOSE as CONNECTOR_PURPOSE
 from verifier.intake.connectors import binding as connector_binding
 from verifier.intake.csvimport import import_orders
 from verifier.models import ROLES, OutboxEmail, StaffUser
+from verifier.policy.changes import policy_values
+from verifier.policy.consequences import consequences_of
+from verifier.policy.preview import preview_policy
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.purge import purge_due_documents
 from verifier.staff.accounts import reset_password, reset_two_factor
@@ -141,9 +144,13 @@ def list_api_keys_command() -> None:
 @commands.command("set-rate")
 @click.argument("percent")
 @click.option("--reason", required=True, help="Why the rate changes (kept in the history).")
+@click.option("--yes", is_flag=True, help="Confirm a lower rate without being asked.")
 @with_appcontext
-def set_rate_command(percent: str, reason: str) -> None:
-    """Set the share of orders sampled at random, in percent (0-100, two decimals)."""
+def set_rate_command(percent: str, reason: str, yes: bool) -> None:
+    """Set the share of orders sampled at random, in percent (0-100, two decimals).
+
+    A lower rate checks fewer orders: the command says how many and asks to confirm.
+    """
     if not reason.strip():
         raise click.ClickException("Give a reason with --reason.")
     try:
@@ -151,6 +158,17 @@ def set_rate_command(percent: str, reason: str) -> None:
     except VerifierError as exc:
         _fail(exc)
     session = get_session()
+    current = policy_values(current_policy(session))
+    if rate_bp < current["rate_bp"]:
+        proposed = current | {"rate_bp": rate_bp}
+        now = _now()
+        preview = preview_policy(session, current=current, proposed=proposed, now=now)
+        for consequence in consequences_of(
+            session, current=current, proposed=proposed, preview=preview, now=now
+        ):
+            click.echo(consequence.text)
+        if not yes:
+            click.confirm("Save the lower rate?", abort=True)
     policy = create_policy_version(
         session, changes={"rate_bp": rate_bp}, reason=reason.strip(), actor_label="cli",
         actor_id=None, now=_now(),

@@ -100,3 +100,28 @@ def test_csv_export_of_the_daily_numbers(admin_client, db_session):
     assert sum(int(r["received"]) for r in rows) == 3 + 1 + 1 + 4 + 20
     assert sum(int(r["flagged_rule"]) for r in rows) == 4
     assert sum(int(r["rejected"]) for r in rows) == 1 + 4
+
+
+def test_dashboard_shows_false_approvals(admin_client, db_session):
+    from verifier.core.outcomes import OrderOutcome
+
+    now = datetime.now(UTC)
+    approved = add_order(db_session, at=now - timedelta(days=3), reason="random", draw=10,
+                         status=APPROVED, decided_at=now - timedelta(days=2))  # fmt: skip
+    rejected = add_order(db_session, at=now - timedelta(days=3), reason="random", draw=10,
+                         status=REJECTED, decided_at=now - timedelta(days=2))  # fmt: skip
+    cleared = add_order(db_session, at=now - timedelta(days=3))
+    fine = add_order(db_session, at=now - timedelta(days=3), reason="random", draw=10,
+                     status=APPROVED, decided_at=now - timedelta(days=2))  # fmt: skip
+    db_session.flush()
+    for order, outcome in [(approved, "chargeback"), (approved, "confirmed_fraud"),
+                           (rejected, "confirmed_fraud"), (cleared, "chargeback"),
+                           (fine, "delivered_ok")]:  # fmt: skip
+        db_session.add(OrderOutcome(order_id=order.id, outcome=outcome, recorded_at=now))
+    db_session.commit()
+    text = admin_client.get("/admin/dashboard/").get_data(as_text=True)
+    assert "reported 3 as charged back or confirmed fraud" in text
+    section = text[text.index('id="outcomes-title"') :]
+    assert re.search(r"False approvals: approved by a reviewer</th><td>1<", section)
+    assert re.search(r"Not sampled \(cleared without review\)</th><td>1<", section)
+    assert re.search(r"Stopped: rejected, declined or expired</th><td>1<", section)

@@ -1,12 +1,18 @@
 """The fraud estimate: the Wilson interval, and which cases the estimate may count."""
 
+import random
 from datetime import timedelta
 
 import pytest
 
 from tests.stats_helpers import NOW, add_order
 from verifier.core.sampling import RULE_AMOUNT, RULE_COUNTRY
-from verifier.insight.estimate import estimate_failure_share, wilson_interval
+from verifier.insight.estimate import (
+    Stratum,
+    estimate_failure_share,
+    weighted_share,
+    wilson_interval,
+)
 from verifier.models import APPROVED, DECLINED, EXPIRED, IN_REVIEW, REJECTED
 
 
@@ -113,3 +119,66 @@ def test_estimate_notes_repeat_exemptions_and_rate_changes(db_session):
     assert estimate.random.ended == 3
     assert estimate.rates_bp == (500, 1_000)
     assert estimate.mixed_rates
+
+
+def _population(session, *, start, rate_bp, orders, sampled_failures, sampled):
+    """`orders` orders drawn at `rate_bp`; the first `sampled` were drawn (draw under the rate),
+    `sampled_failures` of them rejected; the others were not selected."""
+    for i in range(orders):
+        at = start + timedelta(minutes=i)
+        if i < sampled:
+            status = REJECTED if i < sampled_failures else APPROVED
+            add_order(session, at=at, reason="random", draw=i % rate_bp, rate_bp=rate_bp,
+                      status=status, decided_at=at + timedelta(hours=1))  # fmt: skip
+        else:
+            add_order(session, at=at, draw=rate_bp + i % (10_000 - rate_bp), rate_bp=rate_bp)
+
+
+def test_a_rate_change_mid_period_no_longer_biases_the_estimate(db_session):
+    # The rate goes from 10 % to 50 % halfway through. In the first half 2 % of orders fail,
+    # in the second 30 %; each sample holds exactly its half's share of failures, so the
+    # true share over all 1,200 orders is (20 + 60) / 1,200 = 6.67 %.
+    _population(db_session, start=NOW - timedelta(days=20), rate_bp=1_000, orders=1_000,
+                sampled=100, sampled_failures=2)  # fmt: skip
+    _population(db_session, start=NOW - timedelta(days=5), rate_bp=5_000, orders=200,
+                sampled=100, sampled_failures=30)  # fmt: skip
+    db_session.commit()
+    estimate = estimate_failure_share(db_session, start=NOW - timedelta(days=30), end=NOW)
+    assert estimate.orders == 1_200
+    assert estimate.weighted and estimate.sample_rates_bp == (1_000, 5_000)
+    # Counting every sampled order the same would say 32 / 200 = 16 %.
+    assert (estimate.rejected.count, estimate.rejected.n) == (32, 200)
+    assert estimate.rejected.share == pytest.approx(80 / 1_200)
+    assert estimate.rejected.low < 80 / 1_200 < estimate.rejected.high
+    assert estimate.not_passed.share == pytest.approx(80 / 1_200)
+
+
+def test_one_rate_gives_the_plain_share():
+    share, n_eff = weighted_share([Stratum(500, 40, 4)])
+    assert share == pytest.approx(0.1) and n_eff == pytest.approx(40)
+    assert weighted_share([Stratum(500, 0, 0)]) is None
+    with pytest.raises(ValueError):
+        weighted_share([Stratum(0, 3, 1)])
+
+
+def test_the_weighted_share_is_unbiased_over_repeated_draws():
+    # A population whose failure rate differs between the two halves of the period, sampled
+    # at 10 % then 50 %: averaged over many independent draws, the weighted estimate finds
+    # the true share; the unweighted one is far off.
+    rng = random.Random(20261202)
+    halves = [(1_000, 2_000, 0.02), (5_000, 400, 0.30)]  # rate_bp, orders, failure share
+    population = [[rng.random() < p for _ in range(n)] for _, n, p in halves]
+    truth = sum(map(sum, population)) / sum(n for _, n, _ in halves)
+    weighted, plain = [], []
+    for _ in range(400):
+        strata = []
+        for (rate_bp, _, _), fails in zip(halves, population, strict=True):
+            drawn = [f for f in fails if rng.randrange(10_000) < rate_bp]
+            strata.append(Stratum(rate_bp, len(drawn), sum(drawn)))
+        share = weighted_share(strata)
+        assert share is not None
+        weighted.append(share[0])
+        plain.append(sum(s.failures for s in strata) / sum(s.ended for s in strata))
+    mean = sum(weighted) / len(weighted)
+    assert abs(mean - truth) < 0.004  # the standard error of this mean is about 0.0006
+    assert sum(plain) / len(plain) - truth > 0.05

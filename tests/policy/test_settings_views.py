@@ -108,7 +108,11 @@ def test_saving_makes_a_version_that_the_history_shows(admin_client, admin_user,
     data = VALID | {"rate": "7.5", "amount_rule": "y", "amount_threshold": "1,000",
                     "anonymise": "y", "anonymise_after_days": "90",
                     "reason": "Fraud wave in <November>", "save": "1"}  # fmt: skip
+    # Anonymising is destructive: the first save states what it does and saves nothing.
     response = admin_client.post("/admin/settings/", data=data)
+    assert response.status_code == 200 and _versions(db_session) == 1
+    confirm = re.search(r'name="confirm" value="([0-9a-f]+)"', response.get_data(as_text=True))
+    response = admin_client.post("/admin/settings/", data=data | {"confirm": confirm[1]})
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/admin/settings/history")
 

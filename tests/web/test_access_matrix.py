@@ -183,6 +183,8 @@ ROUTES = [
         everyone(Refused(409)), json={}),
     Row("connectors.woocommerce_orders", "POST", "/api/v1/connectors/woocommerce/orders",
         everyone(Refused(409)), json={}),
+    Row("api.record_outcome_view", "POST", "/api/v1/orders/{review_order}/outcome",
+        api_key_only(reached(200, 201)), json={"outcome": "delivered_ok"}),
     # Customer portal: the link is the key; every other page needs the portal session it gives.
     Row("portal.open_link", "GET", "/u/{token}", everyone(reached(303, location="/portal/"))),
     Row("portal.open_link", "GET", "/u/{unknown_token}", everyone(UNKNOWN_LINK)),

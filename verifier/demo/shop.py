@@ -11,6 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from verifier.core.outcomes import (
+    CHARGEBACK,
+    CONFIRMED_FRAUD,
+    DELIVERED_OK,
+    OutcomeInput,
+    record_outcome,
+)
 from verifier.core.policies import create_policy_version, current_policy
 from verifier.demo.cases import seed_demo_cases
 from verifier.intake.apikeys import hash_key
@@ -171,9 +178,20 @@ def seed_demo(
         assert reviewer is not None  # the demo users were created above
         seed_demo_cases(session, uploads_dir=uploads_dir, keyring=keyring,
                         reviewer_id=reviewer.id, rng=random.Random(7), now=now)  # fmt: skip
+        _seed_demo_outcomes(session, now)
     link = demo_customer_link(session, portal=portal, now=now)
     session.commit()
     return DemoSummary(users_created, key_created, created, flagged, link)
+
+
+def _seed_demo_outcomes(session: Session, now: datetime) -> None:
+    """What the demo shop learned later: a few chargebacks, one confirmed fraud, deliveries."""
+    for index in range(0, DEMO_ORDER_COUNT, 7):
+        outcome = CHARGEBACK if index % 35 == 0 else DELIVERED_OK
+        if index % 70 == 14:
+            outcome = CONFIRMED_FRAUD
+        data = OutcomeInput(outcome, occurred_at=None, amount_minor=None, note=None)
+        record_outcome(session, f"DEMO-{10001 + index}", data, api_key_id=None, now=now)
 
 
 def demo_customer_link(session: Session, *, portal: PortalContext, now: datetime) -> str | None:

@@ -4,6 +4,12 @@ Every order's draw is stored, so the random sample is exactly the orders whose d
 below the rate in force: the orders sampled at random, and the rule-forced orders that the
 draw would have picked anyway. That sample stands for all orders (rules and all); the cases
 that only a rule brought in are biased towards trouble and are counted apart.
+
+Each sampled order stands for 1/π orders, π being the rate its own draw was taken at (stored
+on its decision): Horvitz-Thompson weights. The share is the weighted failures over the
+weighted ended cases (the ratio, or Hájek, form), so a period in which the rate changed is no
+longer dominated by its high-rate days. With one rate the weights cancel and the share is
+the plain count ratio. The interval is Wilson's at Kish's effective sample size.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from verifier.core.rollups import day_counts, rates_in
-from verifier.core.sampling import REASON_RANDOM, REASON_REPEAT_EXEMPT
+from verifier.core.sampling import DRAW_SPACE, REASON_RANDOM, REASON_REPEAT_EXEMPT
 from verifier.models import (
     APPROVED,
     DECLINED,
@@ -40,14 +46,48 @@ def wilson_interval(failures: int, n: int, z: float = Z_95) -> tuple[float, floa
     """
     if n <= 0 or not 0 <= failures <= n:
         raise ValueError(f"need 0 <= failures <= n and n > 0, got {failures}/{n}")
-    p = failures / n
+    return _wilson(failures / n, n, z, none=failures == 0, all_=failures == n)
+
+
+def _wilson(p: float, n: float, z: float, *, none: bool, all_: bool) -> tuple[float, float]:
+    """Wilson bounds for a share `p` out of a (possibly effective, fractional) sample `n`."""
     z2 = z * z
     denominator = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    low = 0.0 if failures == 0 else max(0.0, centre - half)
-    high = 1.0 if failures == n else min(1.0, centre + half)
+    low = 0.0 if none else max(0.0, centre - half)
+    high = 1.0 if all_ else min(1.0, centre + half)
     return low, high
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """The ended random-sample cases drawn at one rate, and how many of them failed."""
+
+    rate_bp: int
+    ended: int
+    failures: int
+
+    @property
+    def weight(self) -> float:
+        return DRAW_SPACE / self.rate_bp
+
+
+def weighted_share(strata: list[Stratum]) -> tuple[float, float] | None:
+    """The Horvitz-Thompson weighted failure share and Kish's effective sample size.
+
+    None when no stratum has an ended case. Raises ValueError for a rate of 0 (nothing can
+    be drawn at it, so nothing sampled can carry it).
+    """
+    strata = [s for s in strata if s.ended]
+    if not strata:
+        return None
+    if any(s.rate_bp <= 0 for s in strata):
+        raise ValueError("a sampled case cannot have a rate of 0")
+    total = sum(s.ended * s.weight for s in strata)
+    failed = sum(s.failures * s.weight for s in strata)
+    squares = sum(s.ended * s.weight**2 for s in strata)
+    return failed / total, total * total / squares
 
 
 @dataclass(frozen=True)
@@ -88,6 +128,17 @@ def _figure(count: int, n: int, enough: bool) -> Figure:
     return Figure(count, n, count / n, low, high)
 
 
+def _weighted_figure(strata: list[Stratum], enough: bool) -> Figure:
+    count, n = sum(s.failures for s in strata), sum(s.ended for s in strata)
+    if len([s for s in strata if s.ended]) <= 1 or not enough:
+        return _figure(count, n, enough)  # one rate: the weights cancel exactly
+    weighted = weighted_share(strata)
+    assert weighted is not None  # some stratum has ended cases
+    share, n_eff = weighted
+    low, high = _wilson(share, n_eff, Z_95, none=count == 0, all_=count == n)
+    return Figure(count, n, share, low, high)
+
+
 @dataclass(frozen=True)
 class FailureEstimate:
     start: datetime
@@ -97,6 +148,7 @@ class FailureEstimate:
     rule_only: Outcomes  # brought in by a rule alone: biased, shown apart
     repeat_exempt: int  # spared the draw, so outside the sample
     rates_bp: tuple[int, ...]  # the sampling rates in force over the period
+    sample_rates_bp: tuple[int, ...]  # the rates the sampled, ended cases were drawn at
     enough: bool
     rejected: Figure  # counting only reviewer rejections as failures
     not_passed: Figure  # counting declined and expired cases as failures too
@@ -105,6 +157,11 @@ class FailureEstimate:
     @property
     def mixed_rates(self) -> bool:
         return len(self.rates_bp) > 1
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the sample mixes rates, so its cases carry different weights."""
+        return len(self.sample_rates_bp) > 1
 
 
 def _bucket(status: str | None) -> str:
@@ -164,25 +221,35 @@ def estimate_failure_share(
     # flagged at random; for one a rule forced, its decision says. The decision is read per
     # case by its unique index (a correlated subquery), which keeps the plan a short index
     # walk on both databases rather than a scan of every decision.
-    draw_in_sample = (
-        select(SamplingDecision.draw < SamplingDecision.rate_bp)
-        .where(SamplingDecision.order_id == VerificationCase.order_id)
-        .scalar_subquery()
-    )
+    decision = select().where(SamplingDecision.order_id == VerificationCase.order_id)
+    draw_in_sample = decision.add_columns(
+        SamplingDecision.draw < SamplingDecision.rate_bp
+    ).scalar_subquery()
+    rate = decision.add_columns(SamplingDecision.rate_bp).scalar_subquery()
     in_sample = case((VerificationCase.reason == REASON_RANDOM, True), else_=draw_in_sample)
     grouped = session.execute(
-        select(in_sample, VerificationCase.status, func.count())
+        select(in_sample, rate, VerificationCase.status, func.count())
         .where(VerificationCase.created_at >= start, VerificationCase.created_at < end)
-        .group_by(in_sample, VerificationCase.status)
+        .group_by(in_sample, rate, VerificationCase.status)
     ).all()
     random_statuses: list[str | None] = []
     rule_statuses: list[str | None] = []
-    for sampled, status, count in grouped:
+    # rate -> [ended, rejected, not passed]: the strata of the weighted estimate.
+    by_rate: dict[int, list[int]] = {}
+    for sampled, rate_bp, status, count in grouped:
         (random_statuses if sampled else rule_statuses).extend([status] * count)
+        bucket = _bucket(status)
+        if sampled and bucket != "still_open":
+            tally = by_rate.setdefault(int(rate_bp), [0, 0, 0])
+            tally[0] += count
+            tally[1] += count if bucket == "rejected" else 0
+            tally[2] += count if bucket != "approved" else 0
     sample = _count(random_statuses)
     rule_only = _count(rule_statuses)
     enough = sample.ended >= min_sample
     rule_enough = rule_only.ended >= min_sample
+    rejected = [Stratum(r, t[0], t[1]) for r, t in sorted(by_rate.items())]
+    not_passed = [Stratum(r, t[0], t[2]) for r, t in sorted(by_rate.items())]
     return FailureEstimate(
         start=start,
         end=end,
@@ -191,8 +258,9 @@ def estimate_failure_share(
         rule_only=rule_only,
         repeat_exempt=exempt,
         rates_bp=tuple(sorted(rates)),
+        sample_rates_bp=tuple(sorted(by_rate)),
         enough=enough,
-        rejected=_figure(sample.rejected, sample.ended, enough),
-        not_passed=_figure(sample.not_passed, sample.ended, enough),
+        rejected=_weighted_figure(rejected, enough),
+        not_passed=_weighted_figure(not_passed, enough),
         rule_rejected=_figure(rule_only.rejected, rule_only.ended, rule_enough),
     )

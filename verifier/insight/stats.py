@@ -19,17 +19,20 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from verifier.core.outcomes import BAD_OUTCOMES, OrderOutcome
 from verifier.core.rollups import case_counts, day_counts
 from verifier.core.settings import Settings
 from verifier.insight.estimate import FailureEstimate, estimate_failure_share
 from verifier.models import (
     APPROVED,
     AWAITING_DOCUMENTS,
+    CLEARED,
     DECLINED,
     EXPIRED,
     IN_REVIEW,
     REJECTED,
     RESUBMISSION_REQUESTED,
+    Order,
     VerificationCase,
 )
 from verifier.review.quality import AgreementReport, agreement_report
@@ -139,6 +142,32 @@ class OutcomeRates:
 
 
 @dataclass(frozen=True)
+class BadOutcomes:
+    """Orders received in the period that the shop later reported charged back or fraud."""
+
+    by_status: dict[str, int]  # the order's status: approved, cleared, rejected, ...
+
+    @property
+    def false_approvals(self) -> int:
+        """Approved by a reviewer, later charged back or confirmed fraud."""
+        return self.by_status.get(APPROVED, 0)
+
+    @property
+    def missed(self) -> int:
+        """Never sampled (cleared), later charged back or confirmed fraud."""
+        return self.by_status.get(CLEARED, 0)
+
+    @property
+    def caught(self) -> int:
+        """Rejected, declined or expired: review stopped them (the outcome confirms it)."""
+        return sum(self.by_status.get(s, 0) for s in (REJECTED, DECLINED, EXPIRED))
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+
+@dataclass(frozen=True)
 class Dashboard:
     period: Period
     rows: list[DayRow]
@@ -149,6 +178,7 @@ class Dashboard:
     estimate: FailureEstimate
     agreement: AgreementReport
     reviewers: list[ReviewerLoad]
+    bad_outcomes: BadOutcomes
 
 
 def _hours(delta: timedelta) -> float:
@@ -317,6 +347,28 @@ def outcome_rates(session: Session, period: Period) -> OutcomeRates:
     )
 
 
+def bad_outcomes(session: Session, period: Period) -> BadOutcomes:
+    """Orders of the period with a chargeback or confirmed fraud, counted per order status.
+
+    One GROUP BY in SQL, driven by the outcomes table (small) through its (outcome, order)
+    index; an order with both a chargeback and confirmed fraud counts once.
+    """
+    status = func.coalesce(VerificationCase.status, CLEARED)
+    rows = session.execute(
+        select(status, func.count(func.distinct(OrderOutcome.order_id)))
+        .select_from(OrderOutcome)
+        .join(Order, Order.id == OrderOutcome.order_id)
+        .outerjoin(VerificationCase, VerificationCase.order_id == Order.id)
+        .where(
+            OrderOutcome.outcome.in_(BAD_OUTCOMES),
+            Order.created_at >= period.start,
+            Order.created_at < period.end,
+        )
+        .group_by(status)
+    ).all()
+    return BadOutcomes({str(s): int(n) for s, n in rows})
+
+
 def build_dashboard(
     session: Session, period: Period, *, now: datetime, settings: Settings
 ) -> Dashboard:
@@ -334,4 +386,5 @@ def build_dashboard(
         reviewers=reviewer_throughput(
             session, start=period.start, end=period.end, days=len(period.days)
         ),
+        bad_outcomes=bad_outcomes(session, period),
     )

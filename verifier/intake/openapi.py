@@ -233,6 +233,67 @@ def _hold_paths(unauthorized: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- outcomes: POST /orders/{external_id}/outcome (verifier.core.outcomes) -----------------
+_outcome_fields = {
+    "outcome": {"type": "string", "enum": ["chargeback", "confirmed_fraud", "delivered_ok"]},
+    "occurred_at": {"type": ["string", "null"], "format": "date-time",
+                    "description": "When it happened (ISO 8601 with a timezone)."},
+    "amount": {"type": ["string", "null"], "description": "E.g. the amount charged back."},
+    "note": {"type": ["string", "null"], "maxLength": 500,
+             "description": "Free text for the reviewers; never a card number."},
+}  # fmt: skip
+
+_outcome = {
+    "type": "object",
+    "required": ["external_id", "outcome", "recorded_at", "current", "history"],
+    "properties": _outcome_fields | {
+        "external_id": {"type": "string"},
+        "recorded_at": {"type": "string", "format": "date-time"},
+        "current": {"type": "string", "description": "The order's newest outcome."},
+        "history": {"type": "array", "items": {"type": "object"},
+                    "description": "Every outcome of the order, oldest first."},
+    },
+}  # fmt: skip
+
+
+def _outcome_paths(unauthorized: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "type": "object", "additionalProperties": False, "required": ["outcome"],
+        "properties": _outcome_fields | {"amount": {"oneOf": [
+            {"type": "string", "pattern": "^[0-9]{1,11}(\\.[0-9]{1,2})?$"},
+            {"type": "number", "minimum": 0, "multipleOf": 0.01}]}},
+    }  # fmt: skip
+    return {
+        "post": {
+            "operationId": "recordOutcome",
+            "summary": "Report what the shop learned later about an order.",
+            "description": "Idempotent: the same outcome with the same details again answers "
+            "200 with the stored record. A different outcome (a chargeback after "
+            "delivered_ok) is added beside the earlier ones and becomes `current`; outcomes "
+            "are never edited, so the same outcome with other details answers 409.",
+            "parameters": [
+                {
+                    "name": "external_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "201": _resp("The outcome is recorded.", "Outcome"),
+                "200": _resp("The same outcome was reported before: the stored record.", "Outcome"),
+                "400": _resp("The body is not valid JSON."),
+                "401": unauthorized,
+                "404": _resp("No order with that external_id."),
+                "409": _resp("This outcome was reported before with other details."),
+                "415": _resp("The body is not sent as application/json."),
+                "422": _resp("A field is invalid; error.fields names it."),
+            },
+        }
+    }
+
+
 def _resp(description: str, schema: str = "Error") -> dict[str, Any]:
     return {
         "description": description,
@@ -257,6 +318,7 @@ def openapi_document() -> dict[str, Any]:
                 "OrderIn": _order_in,
                 "Order": _order_out,
                 "Hold": _hold,
+                "Outcome": _outcome,
                 "Error": _error,
                 **SCHEMAS,
             },
@@ -310,6 +372,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/orders/{external_id}/hold": _hold_paths(unauthorized),
             **connector_paths(),
+            "/orders/{external_id}/outcome": _outcome_paths(unauthorized),
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",

@@ -9,6 +9,7 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from verifier.core.checks import EXTERNAL_ID_RE
+from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, record_outcome
 from verifier.db import get_session
 from verifier.errors import NotFoundError
 from verifier.intake.answers import order_body
@@ -103,6 +104,32 @@ def read_order(external_id: str):
     body = order_body(session, order)
     session.commit()
     return jsonify(body)
+
+
+@bp.post("/orders/<external_id>/outcome")
+@require_api_key
+def record_outcome_view(external_id: str):
+    """Record what the shop learned later (chargeback, confirmed fraud, delivered): idempotent."""
+    if not EXTERNAL_ID_RE.match(external_id):
+        raise NotFoundError(f"No order with external_id {external_id!r}.")
+    if not request.is_json:
+        return json_error(
+            415,
+            "unsupported_media_type",
+            "Send the outcome as JSON with Content-Type: application/json.",
+        )
+    payload = request.get_json(silent=True)
+    if payload is None:
+        return json_error(400, "invalid_json", "The request body is not valid JSON.")
+    now = datetime.now(UTC)
+    data = parse_outcome(payload, now)
+    session = get_session()
+    result = record_outcome(session, external_id, data, api_key_id=g.api_key.id, now=now)
+    body = outcome_body(external_id, result.row, order_outcomes(session, result.row.order_id))
+    session.commit()
+    response = jsonify(body)
+    response.status_code = 201 if result.created else 200
+    return response
 
 
 @bp.get("/openapi.json")

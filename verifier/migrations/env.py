@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import verifier.core.outcomes  # noqa: F401  (its table is in the metadata too)
 from verifier.db import make_engine
 from verifier.models import Base
 

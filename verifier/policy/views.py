@@ -1,7 +1,9 @@
 """Admin settings: edit the sampling policy (with a preview before saving) and read its history.
 
 GET  /admin/settings/           the form, filled with the version in force
-POST /admin/settings/           "Preview" replays the last 30 days; "Save" adds a version
+POST /admin/settings/           "Preview" replays the last 30 days and backtests the chosen
+                                window; "Save" adds a version (a change that destroys or
+                                exposes something first needs its confirmation box ticked)
 GET  /admin/settings/history    every version: who, when, why, and what changed
 """
 
@@ -14,6 +16,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from verifier.core.policies import current_policy
 from verifier.db import get_session
 from verifier.errors import ConflictError, ValidationError
+from verifier.policy.backtest import backtest_policy
+from verifier.policy.backtest_forms import BacktestWindowForm
 from verifier.policy.changes import (
     count_versions,
     diff_values,
@@ -21,6 +25,7 @@ from verifier.policy.changes import (
     policy_history,
     policy_values,
 )
+from verifier.policy.consequences import confirmation_token, consequences_of
 from verifier.policy.forms import SettingsForm
 from verifier.policy.preview import preview_policy
 from verifier.web.auth import admin_required, signed_in_staff
@@ -36,7 +41,22 @@ def edit():
     policy = current_policy(session)
     form = SettingsForm()
     form.fill(policy_values(policy), policy.version)
-    return render_template("policy/edit.html", form=form, policy=policy)
+    window = BacktestWindowForm()
+    window.fill(datetime.now(UTC).date())
+    return render_template("policy/edit.html", form=form, policy=policy, window=window)
+
+
+def _backtest(session, window: BacktestWindowForm, current, proposed, now):
+    """The backtest of the chosen window, or None with the window's fields marked."""
+    if not window.validate():
+        return None
+    start, end = window.window(now.date())
+    try:
+        return backtest_policy(session, current=current, proposed=proposed, start=start, end=end)
+    except ValidationError as exc:
+        for name, message in exc.fields.items():
+            window[name].errors = [*window[name].errors, message]
+        return None
 
 
 @bp.post("/")
@@ -47,18 +67,31 @@ def submit():
     form = SettingsForm()
     if not form.validate():
         flash("Some settings need attention; see the messages below.", "error")
-        return render_template("policy/edit.html", form=form, policy=policy), 422
+        window = BacktestWindowForm(request.form)
+        return render_template("policy/edit.html", form=form, policy=policy, window=window), 422
+    window = BacktestWindowForm(request.form)
     current = policy_values(policy)
     proposed = form.values()
+    now = datetime.now(UTC)
+    preview = preview_policy(session, current=current, proposed=proposed, now=now)
+    consequences = consequences_of(
+        session, current=current, proposed=proposed, preview=preview, now=now
+    )
+    token = confirmation_token(int(form.base_version.data), proposed)
+    page = {"form": form, "policy": policy, "window": window, "consequences": consequences,
+            "confirm_token": token, "changes": diff_values(current, proposed)}  # fmt: skip
     if not form.saving:
-        preview = preview_policy(session, current=current, proposed=proposed, now=datetime.now(UTC))
-        return render_template(
-            "policy/edit.html",
-            form=form,
-            policy=policy,
-            preview=preview,
-            changes=diff_values(current, proposed),
+        backtest = _backtest(session, window, current, proposed, now)
+        window.fill(now.date())
+        return render_template("policy/edit.html", preview=preview, backtest=backtest, **page)
+    if consequences and request.form.get("confirm") != token:
+        window.fill(now.date())
+        flash(
+            "Nothing is saved yet. This change destroys or exposes something: read what it "
+            "does below, tick the box to confirm, and save again.",
+            "error",
         )
+        return render_template("policy/edit.html", confirm_needed=True, **page)
     user = signed_in_staff()
     try:
         saved = edit_policy(
@@ -73,10 +106,10 @@ def submit():
     except ValidationError as exc:
         for name, message in exc.fields.items():
             form[name].errors.append(message)
-        return render_template("policy/edit.html", form=form, policy=policy), 422
+        return render_template("policy/edit.html", form=form, policy=policy, window=window), 422
     except ConflictError as exc:
         flash(exc.message, "error")
-        return render_template("policy/edit.html", form=form, policy=policy), 409
+        return render_template("policy/edit.html", form=form, policy=policy, window=window), 409
     if saved is None:
         flash("Nothing changed, so no new version was saved.", "info")
         return redirect(url_for("settings.edit"), code=303)

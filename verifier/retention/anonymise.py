@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from verifier.models import LINK_KEY_COLUMNS, OPEN_CASE_STATES, Order, OutboxEmail, VerificationCase
@@ -86,29 +86,39 @@ def _anonymise_case_text(session: Session, order_id: int) -> None:
     )
 
 
+def _due_for_anonymising(now: datetime, after_days: int) -> Select[int]:
+    cutoff = now - timedelta(days=after_days)
+    return (
+        select(Order.id)
+        .outerjoin(VerificationCase, VerificationCase.order_id == Order.id)
+        .where(
+            Order.anonymised_at.is_(None),
+            Order.created_at <= cutoff,
+            or_(
+                VerificationCase.id.is_(None),
+                and_(
+                    VerificationCase.status.not_in(OPEN_CASE_STATES),
+                    VerificationCase.legal_hold_at.is_(None),
+                ),
+            ),
+        )
+    )
+
+
 def orders_due_for_anonymising(
     session: Session, now: datetime, after_days: int | None, *, limit: int = 500
 ) -> list[int]:
     """Ids of orders older than ``after_days`` not yet anonymised, with no open or held case."""
     if after_days is None:
         return []
-    cutoff = now - timedelta(days=after_days)
     return list(
-        session.scalars(
-            select(Order.id)
-            .outerjoin(VerificationCase, VerificationCase.order_id == Order.id)
-            .where(
-                Order.anonymised_at.is_(None),
-                Order.created_at <= cutoff,
-                or_(
-                    VerificationCase.id.is_(None),
-                    and_(
-                        VerificationCase.status.not_in(OPEN_CASE_STATES),
-                        VerificationCase.legal_hold_at.is_(None),
-                    ),
-                ),
-            )
-            .order_by(Order.id)
-            .limit(limit)
-        )
+        session.scalars(_due_for_anonymising(now, after_days).order_by(Order.id).limit(limit))
     )
+
+
+def count_due_for_anonymising(session: Session, now: datetime, after_days: int | None) -> int:
+    """How many orders the next purge would anonymise with ``after_days`` (one COUNT)."""
+    if after_days is None:
+        return 0
+    due = _due_for_anonymising(now, after_days).subquery()
+    return session.scalar(select(func.count()).select_from(due)) or 0

@@ -171,6 +171,23 @@ def due_documents(
     return due
 
 
+def count_newly_due(session: Session, now: datetime, settings: Settings, proposed: Settings) -> int:
+    """How many stored documents `proposed` would make due at ``now`` that `settings` does not.
+
+    One COUNT in SQL: what a shorter retention period destroys at the next purge.
+    """
+    due_now = case((_due_clause(now, settings), 1), else_=0)  # NULL (unknown) counts as not due
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Document)
+            .join(VerificationCase, Document.case_id == VerificationCase.id)
+            .where(_stored(), _due_clause(now, proposed), due_now == 0)
+        )
+        or 0
+    )
+
+
 def held_case_ids(session: Session, now: datetime, settings: Settings) -> list[int]:
     """Cases whose stored documents would be due now but are kept by a legal hold."""
     would_be_due = exists().where(
