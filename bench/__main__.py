@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench import cardmask, history, intake, intake_purge, pages, purge, upload
+from bench import cardmask, history, intake, intake_purge, memory, pages, purge, upload
 from bench.common import Result
 
 
@@ -39,8 +39,10 @@ def main() -> int:
         *intake_purge.run(10_000 if quick else 100_000, 3 if quick else 8, args.database_url),
         *cardmask.run(*((30, 10, 20) if quick else (200, 40, 100))),
         upload.run(3 if quick else 8),
+        memory.run(4 if quick else 8),
     ]
-    results[-1].report()
+    for result in results[-2:]:
+        result.report()
     print(summary(results))
     return 0 if all(r.met for r in results) else 1
 

@@ -280,3 +280,36 @@ def test_a_sealed_body_moved_to_another_row_is_not_sent(app, client, auth, db_se
     assert (report.sent, report.failed) == (0, 1)
     assert fresh(db_session, row.id).status == "failed"
     assert not list((tmp_path / "out").glob("*.eml"))
+
+
+def test_a_busy_worker_keeps_its_lease_and_a_dead_one_gives_it_back_within_one_lease(
+    app, db_session
+):
+    from verifier.core.outbox import renewing_claims
+
+    (email_id,) = queue(db_session)
+    lease = timedelta(seconds=0.6)
+    session = new_session(app)
+    (claimed,) = claim_due_emails(session, NOW, batch=5, lease=lease, report=DeliveryReport())
+    session.commit()
+    session.close()
+
+    def others_claim(at: datetime) -> list:
+        with new_session(app) as other:
+            found = claim_due_emails(other, at, batch=5, lease=lease, report=DeliveryReport())
+            other.commit()
+        return found
+
+    # Working on it for several leases (the pass's clock moves with it): nobody else claims it.
+    with renewing_claims(sessions(app), OutboxEmail, [(email_id, claimed.attempt)],
+                         started=NOW, lease=lease):  # fmt: skip
+        threading.Event().wait(1.5)
+        assert others_claim(NOW + timedelta(seconds=1.5)) == []
+    # The worker stops renewing (killed, here: left the block); one lease on, it is free.
+    row = fresh(db_session, email_id)
+    assert row.status == "sending"
+    renewed_until = row.next_attempt_at.replace(tzinfo=UTC)
+    assert NOW + timedelta(seconds=1.0) < renewed_until <= NOW + timedelta(seconds=2.2)
+    assert others_claim(renewed_until - timedelta(seconds=0.05)) == []
+    (taken,) = others_claim(renewed_until + timedelta(seconds=0.05))
+    assert taken.id == email_id and taken.attempt == claimed.attempt + 1

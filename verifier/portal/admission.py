@@ -5,6 +5,7 @@ drawing operators). Runs in the decoder process before any pixel is decoded."""
 from __future__ import annotations
 
 import re
+import struct
 import zlib
 
 from verifier.errors import UploadRejected
@@ -60,3 +61,46 @@ def check_pdf_cost(data: bytes, budget: int) -> None:
             continue  # not Flate, or damaged: PDFium decides what it is
         if total > budget:
             raise UploadRejected(MESSAGES["pdf_too_complex"], code="pdf_too_complex")
+
+
+# An image declaring more than this many pixels, or any PDF, is "heavy" for the decoder pool
+# (verifier.portal.documents): such jobs share fewer host slots than there are, so one slot
+# stays free for ordinary photos however many heavy files arrive. A PDF's cost cannot be told
+# from its size: 1.7 KB of stroked paths held a decoder for 14 s.
+HEAVY_PIXELS = 16_000_000
+# HEIC headers are boxes deep in the file; a phone's 12 MP HEIC is 1-4 MB.
+HEAVY_HEIC_BYTES = 6 * _MIB
+
+
+def is_heavy(data: bytes) -> bool:
+    """Whether ``data`` may buy a long decode (a PDF, a large PNG/WebP/HEIC), judged from a few
+    header bytes at fixed offsets, so the web worker parses nothing hostile. JPEGs are never
+    heavy: libjpeg decodes them at reduced scale."""
+    head = data[:64]
+    if b"%PDF" in data[:1024]:
+        return True
+    size = _png_or_webp_size(head)
+    if size is not None:
+        return size[0] * size[1] > HEAVY_PIXELS
+    if head[4:8] == b"ftyp":  # HEIC / HEIF
+        return len(data) > HEAVY_HEIC_BYTES
+    return False
+
+
+def _png_or_webp_size(head: bytes) -> tuple[int, int] | None:
+    """Declared (width, height) of a PNG or WebP header, else None."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    return None

@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from verifier.errors import UploadRejected
-from verifier.portal import decoding
+from verifier.portal import admission, decoding
 from verifier.portal.capacity import HostSlots, default_capacity, default_slot_dir
 from verifier.portal.decoding import (
     DEFAULT_LIMITS,
@@ -73,6 +73,10 @@ def process_upload(
 log = logging.getLogger(__name__)
 # How long an upload waits for a free decoder before it is told to try again in a moment.
 LANE_WAIT_S = 5.0
+# A heavy file (admission.is_heavy) is answered within 10 s however busy the pool: it waits at
+# most HEAVY_WAIT_S for a slot, and its wait and decode together take at most HEAVY_ANSWER_S.
+HEAVY_WAIT_S = 2.0
+HEAVY_ANSWER_S = 8.5
 
 
 class _Lane:
@@ -102,10 +106,14 @@ class DecoderPool:
         recycle_after: int = 200,
         lane_wait_s: float = LANE_WAIT_S,
         host_slots: HostSlots | None = None,
+        heavy_slots: HostSlots | None = None,
     ) -> None:
         self.limits = limits
-        # Shared with every web worker on the host: at most host_slots.count decodes at once.
+        # Shared with every web worker on the host: at most host_slots.count decodes at once,
+        # of which at most heavy_slots.count heavy ones (admission.is_heavy: PDFs, large
+        # PNG/WebP/HEIC), so ordinary photos always find a slot the heavy files cannot take.
         self.host_slots = host_slots
+        self.heavy_slots = heavy_slots
         self.lane_wait_s = lane_wait_s
         self.max_workers = max_workers
         self.recycle_after = recycle_after
@@ -116,7 +124,10 @@ class DecoderPool:
     def process(self, data: bytes, limits: PipelineLimits | None = None) -> ProcessedUpload:
         """Run the pipeline on ``data`` in a worker; raise UploadRejected on any failure."""
         limits = limits or self.limits
-        return self._call(decoding.run_job, data, limits, timeout=limits.decode_timeout_s)
+        heavy = self.heavy_slots is not None and admission.is_heavy(data)
+        return self._call(
+            decoding.run_job, data, limits, timeout=limits.decode_timeout_s, heavy=heavy
+        )
 
     def warm(self) -> None:
         """Start every lane's process now (each runs a no-op), so the first uploads do not
@@ -141,7 +152,10 @@ class DecoderPool:
         for executor in executors:
             executor.shutdown(wait=wait, cancel_futures=True)
 
-    def _call(self, fn: Callable[..., T], *args: Any, timeout: float, host_slot: bool = True) -> T:
+    def _call(
+        self, fn: Callable[..., T], *args: Any, timeout: float, host_slot: bool = True,
+        heavy: bool = False,
+    ) -> T:  # fmt: skip
         """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects.
 
         No lane free within the wait: "decoder_busy" (try again in a moment), never a verdict
@@ -150,26 +164,39 @@ class DecoderPool:
         """
         idle = self._idle_lanes()
         started = time.monotonic()
-        slot = None
-        if host_slot and self.host_slots is not None:
-            slot = self.host_slots.acquire(self.lane_wait_s)
-            if slot is None:
-                raise reject("decoder_busy")
+        wait_s = min(self.lane_wait_s, HEAVY_WAIT_S) if heavy else self.lane_wait_s
+        held: list[tuple[HostSlots, int]] = []
+        wanted = [self.heavy_slots] if heavy else []
+        wanted += [self.host_slots] if host_slot else []
         try:
-            return self._call_on_lane(idle, started, fn, *args, timeout=timeout)
+            for slots in wanted:
+                if slots is None:
+                    continue
+                # One wait in all: the heavy slot, then a decode slot, then a lane.
+                fd = slots.acquire(max(0.0, wait_s - (time.monotonic() - started)))
+                if fd is None:
+                    raise reject("decoder_busy")
+                held.append((slots, fd))
+            answer_by = started + HEAVY_ANSWER_S if heavy else None
+            return self._call_on_lane(
+                idle, started, fn, *args, timeout=timeout, wait_s=wait_s, answer_by=answer_by
+            )
         finally:
-            if slot is not None and self.host_slots is not None:
-                self.host_slots.release(slot)
+            for slots, fd in reversed(held):
+                slots.release(fd)
 
     def _call_on_lane(
         self, idle: queue.Queue[_Lane], started: float, fn: Callable[..., T], *args: Any,
-        timeout: float,
+        timeout: float, wait_s: float, answer_by: float | None,
     ) -> T:  # fmt: skip
         try:
-            # Waiting for a free lane is not decoding time: the job's own clock starts later.
-            lane = idle.get(timeout=max(0.0, self.lane_wait_s - (time.monotonic() - started)))
+            # Waiting for a free lane is not decoding time: the job's own clock starts later
+            # (except a heavy file's, whose answer is due by `answer_by` in any case).
+            lane = idle.get(timeout=max(0.0, wait_s - (time.monotonic() - started)))
         except queue.Empty:
             raise reject("decoder_busy") from None
+        if answer_by is not None:
+            timeout = max(0.1, min(timeout, answer_by - time.monotonic()))
         try:
             future = self._submit(lane, fn, *args)
             try:
@@ -291,16 +318,20 @@ def get_default_pool(max_workers: int = 2) -> DecoderPool:
     """Return the process-wide DecoderPool, creating it on first use.
 
     Its decodes count against the host-wide capacity (VERIFIER_DECODERS, default the CPU
-    count), and it keeps no more decoder processes than that capacity could ever use.
+    count), heavy ones against one slot fewer, and it keeps no more decoder processes than
+    that capacity could ever use.
     """
     global _default_pool
     with _default_lock:
         if _default_pool is None or _default_pool._closed:
             capacity = default_capacity()
             slots = HostSlots(default_slot_dir(), "decode", capacity)
+            # One slot is kept from heavy files (none can be kept on a one-slot host).
+            heavy = HostSlots(default_slot_dir(), "heavy", max(1, capacity - 1))
             _default_pool = DecoderPool(
-                DEFAULT_LIMITS, max_workers=min(max_workers, capacity), host_slots=slots
-            )
+                DEFAULT_LIMITS, max_workers=min(max_workers, capacity), host_slots=slots,
+                heavy_slots=heavy,
+            )  # fmt: skip
         return _default_pool
 
 
