@@ -15,6 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 from verifier.core.audit import record_event
 from verifier.core.audit_chain import verify_chain
 from verifier.core.audit_export import EXPORT_FORMATS, export_lines
+from verifier.core.endpoints import WebhookEndpoint
 from verifier.core.policies import create_policy_version, current_settings
 from verifier.core.sampling import format_rate, parse_rate
 from verifier.db import get_session, migrate, new_session
@@ -23,6 +24,7 @@ from verifier.errors import VerifierError
 from verifier.intake.apikeys import create_api_key, list_api_keys, revoke_api_key
 from verifier.intake.csvimport import import_orders
 from verifier.models import ROLES, OutboxEmail, StaffUser
+from verifier.notify.endpoints import ENDPOINT_SECRET_PURPOSE, secret_binding
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.purge import purge_due_documents
 from verifier.staff.accounts import reset_password, reset_two_factor
@@ -353,6 +355,10 @@ SEALED_COLUMNS = [
     SealedColumn(OutboxEmail, "html_body", EMAIL_BODY_PURPOSE,
                  lambda row: email_body_binding(row.case_id, row.kind)),
     SealedColumn(StaffUser, "totp_secret", TOTP_PURPOSE, lambda row: f"staff:{row.id}"),
+    SealedColumn(WebhookEndpoint, "secret", ENDPOINT_SECRET_PURPOSE,
+                 lambda row: secret_binding(row.id, "current")),
+    SealedColumn(WebhookEndpoint, "previous_secret", ENDPOINT_SECRET_PURPOSE,
+                 lambda row: secret_binding(row.id, "previous")),
 ]  # fmt: skip
 
 

@@ -437,6 +437,8 @@ class WebhookEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_uuid)
     event_type: Mapped[str] = mapped_column(String(60))
+    # The endpoint it goes to (verifier.core.endpoints); None: the VERIFIER_WEBHOOK_URL default.
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

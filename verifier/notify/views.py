@@ -17,12 +17,8 @@ from flask_wtf import FlaskForm
 from verifier.db import get_session
 from verifier.errors import ConflictError
 from verifier.notify.mail import EMAIL_STATES
-from verifier.notify.webhooks import (
-    WEBHOOK_STATES,
-    delivery_log,
-    get_event_with_deliveries,
-    redeliver,
-)
+from verifier.notify.deliverylog import delivery_log, get_event_with_deliveries
+from verifier.notify.webhooks import WEBHOOK_STATES, redeliver
 from verifier.web.auth import admin_guard, admin_required, signed_in_staff
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
