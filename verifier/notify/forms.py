@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from verifier.core.endpoints import EVENT_TYPES
@@ -50,7 +50,7 @@ class EndpointForm(FlaskForm):
 
     def validate_event_types(self, field: SelectMultipleField) -> None:
         if self.scope.data == "chosen" and not field.data:
-            raise ValueError("Tick at least one event type, or choose “Every event type”.")
+            raise ValidationError("Tick at least one event type, or choose “Every event type”.")
 
 
 class RotateForm(FlaskForm):
