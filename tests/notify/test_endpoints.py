@@ -349,6 +349,8 @@ def test_rotate_master_key_reseals_current_and_previous_secrets(app, db_session,
     both = Keyring.from_config(rotated.config)
     report = rotate_master_key(lambda: new_session(rotated), both, SEALED_COLUMNS, now=NOW)
     assert report.done and report.resealed == 2 and keyring.current_id in report.retired
+    status = rotated.test_cli_runner().invoke(args=["rotate-master-key", "--status"])
+    assert f"{both.current_id}  current        2 row(s)" in status.output
     alone = Keyring(both.current_id, {both.current_id: new_key})
     row = fresh(db_session, WebhookEndpoint, id=endpoint.id)
     assert row.secret.startswith(f"v1:{both.current_id}:")
