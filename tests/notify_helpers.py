@@ -174,7 +174,8 @@ class WebhookReceiver:
     """The shop's side, on 127.0.0.1 in a thread: checks each signature with verify_signature.
 
     `fail_first` requests are answered `fail_status`; `clock` is the receiver's "now" (tests
-    move time forward instead of sleeping); `delay` slows each answer down.
+    move time forward instead of sleeping); `delay` slows each answer down; `port` picks the
+    port (the default 0 takes any free one).
     """
 
     secret: str
@@ -183,6 +184,7 @@ class WebhookReceiver:
     delay: float = 0.0
     redirect_to: str | None = None
     clock: dt.datetime | None = None
+    port: int = 0  # 0: any free port
     requests: list[ReceivedHook] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,7 +199,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.handle(self, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/verifier"
 

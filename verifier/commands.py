@@ -15,6 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 from verifier.core.audit import record_event
 from verifier.core.audit_chain import verify_chain
 from verifier.core.audit_export import EXPORT_FORMATS, export_lines
+from verifier.core.endpoints import WebhookEndpoint
 from verifier.core.policies import create_policy_version, current_policy, current_settings
 from verifier.core.sampling import format_rate, parse_rate
 from verifier.db import get_session, migrate, new_session
@@ -33,6 +34,7 @@ from verifier.intake.connectors import SEAL_PURPOSE as CONNECTOR_PURPOSE
 from verifier.intake.connectors import binding as connector_binding
 from verifier.intake.csvimport import import_orders
 from verifier.models import ROLES, OutboxEmail, StaffUser
+from verifier.notify.endpoints import ENDPOINT_SECRET_PURPOSE, secret_binding
 from verifier.policy.changes import policy_values
 from verifier.policy.consequences import consequences_of
 from verifier.policy.preview import preview_policy
@@ -451,6 +453,10 @@ SEALED_COLUMNS = [
     SealedColumn(StaffUser, "totp_secret", TOTP_PURPOSE, lambda row: f"staff:{row.id}"),
     SealedColumn(Connector, "secret_sealed", CONNECTOR_PURPOSE,
                  lambda row: connector_binding(row.platform)),
+    SealedColumn(WebhookEndpoint, "secret", ENDPOINT_SECRET_PURPOSE,
+                 lambda row: secret_binding(row.id, "current")),
+    SealedColumn(WebhookEndpoint, "previous_secret", ENDPOINT_SECRET_PURPOSE,
+                 lambda row: secret_binding(row.id, "previous")),
 ]  # fmt: skip
 
 

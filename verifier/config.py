@@ -55,7 +55,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "VERIFIER_MAIL_FROM": ("Verifier <no-reply@localhost>", "sender of customer emails"),
     "VERIFIER_WEBHOOK_URL": (
         "",
-        "where the shop receives signed webhooks; empty records events as `skipped`",
+        "bootstrap webhook address, used while no endpoint is added on the webhooks page",
     ),
     "VERIFIER_WEBHOOK_SECRET": (
         "generated into instance/webhook_secret",

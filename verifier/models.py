@@ -1,4 +1,5 @@
-"""Tables, as SQLAlchemy 2.x typed models; the lifecycle they follow is in DESIGN.md."""
+"""Tables, as SQLAlchemy 2.x typed models; the lifecycle they follow is in DESIGN.md. Some
+live beside their readers: verifier.core.rollups/endpoints/outcomes, verifier.web.passkeys."""
 
 from __future__ import annotations
 
@@ -439,6 +440,8 @@ class WebhookEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_uuid)
     event_type: Mapped[str] = mapped_column(String(60))
+    # The endpoint it goes to (verifier.core.endpoints); None: the VERIFIER_WEBHOOK_URL default.
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -494,6 +497,3 @@ class QualityReview(Base):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     resolution: Mapped[str | None] = mapped_column(String(20))  # see review.quality
     resolution_note: Mapped[str | None] = mapped_column(Text)
-
-
-# The rollup tables (DailyCount, CaseCount) live beside their readers in verifier.core.rollups.

@@ -16,6 +16,7 @@ from flask import Flask
 
 from verifier.core.policies import current_settings
 from verifier.db import new_session
+from verifier.notify.endpoints import forget_expired_previous_secrets
 from verifier.notify.mail import backend_from_config, deliver_due_emails
 from verifier.notify.webhooks import deliver_due_webhooks
 from verifier.portal.customer_mail import PortalContext
@@ -71,14 +72,18 @@ def deliver_emails(app: Flask, now: datetime) -> dict[str, Any]:
 
 
 def deliver_webhooks(app: Flask, now: datetime) -> dict[str, Any]:
+    with new_session(app) as session:
+        forgotten = forget_expired_previous_secrets(session, now)
+        session.commit()
     report = deliver_due_webhooks(
         lambda: new_session(app),
         app.config["WEBHOOK_URL"],
         app.config["WEBHOOK_SECRET"],
         now,
         timeout=app.config["WEBHOOK_TIMEOUT"],
+        keyring=Keyring.from_config(app.config),
     )
-    return report.as_dict()
+    return report.as_dict() | ({"previous_secrets_forgotten": forgotten} if forgotten else {})
 
 
 def purge(app: Flask, now: datetime) -> dict[str, Any]:

@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def event(db_session):
-    event = queue_webhook(db_session, "case.status_changed",
+    (event,) = queue_webhook(db_session, "case.status_changed",
                           {"case_id": 3, "status": "approved", "order_external_id": "WEB-77"},
                           now=NOW)  # fmt: skip
     event.status, event.attempts, event.last_status_code = "failed", 15, 502

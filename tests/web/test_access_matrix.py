@@ -28,6 +28,7 @@ import pytest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import STAFF_PASSWORDS
+from tests.notify_helpers import closed_port
 from tests.review_helpers import add_document, jpeg_bytes, make_case, make_staff
 from verifier.core.policies import current_policy
 from verifier.models import (
@@ -38,7 +39,9 @@ from verifier.models import (
     VerificationCase,
     WebhookEvent,
 )
+from verifier.notify.endpoints import EndpointInput, create_endpoint
 from verifier.portal.links import create_link
+from verifier.vault.storage import Keyring
 
 VISITORS = ("anonymous", "customer", "shop", "reviewer", "admin")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -246,6 +249,23 @@ ROUTES = [
     Row("dashboard.daily_export", "GET", "/admin/dashboard/daily.csv", admin_only()),
     Row("webhooks.index", "GET", "/admin/webhooks/", admin_only()),
     Row("webhooks.detail", "GET", "/admin/webhooks/{webhook_event}", admin_only()),
+    Row("webhooks.new_endpoint", "GET", "/admin/webhooks/endpoints/new", admin_only()),
+    Row("webhooks.new_endpoint", "POST", "/admin/webhooks/endpoints/new", admin_only(FORM_POST)),
+    Row("webhooks.edit_endpoint", "GET", "/admin/webhooks/endpoints/{endpoint}", admin_only()),
+    Row("webhooks.edit_endpoint", "POST", "/admin/webhooks/endpoints/{endpoint}",
+        admin_only(FORM_POST)),
+    Row("webhooks.enable_endpoint", "POST", "/admin/webhooks/endpoints/{endpoint}/enable",
+        admin_only(FORM_POST)),
+    Row("webhooks.disable_endpoint", "POST", "/admin/webhooks/endpoints/{endpoint}/disable",
+        admin_only(FORM_POST)),
+    Row("webhooks.rotate_secret", "POST", "/admin/webhooks/endpoints/{endpoint}/rotate",
+        admin_only(FORM_POST)),
+    Row("webhooks.delete_endpoint", "GET", "/admin/webhooks/endpoints/{endpoint}/delete",
+        admin_only()),
+    Row("webhooks.delete_endpoint", "POST", "/admin/webhooks/endpoints/{endpoint}/delete",
+        admin_only(FORM_POST)),
+    Row("webhooks.ping_endpoint", "POST", "/admin/webhooks/endpoints/{endpoint}/ping",
+        admin_only(FORM_POST)),
     Row("webhooks.redeliver", "POST", "/admin/webhooks/{webhook_event}/redeliver",
         admin_only(FORM_POST)),
     Row("integrations.index", "GET", "/admin/integrations/", admin_only()),
@@ -266,7 +286,7 @@ ROUTES = [
 SAMPLE_IDS = {
     "review_order": "WEB-1", "token": "t" * 43, "unknown_token": "u" * 43, "customer_doc": "d" * 32,
     "case": 1, "doc": "d" * 32, "quality_review": 1, "target": 1, "webhook_event": "e" * 32,
-    "decided_case": 1,
+    "decided_case": 1, "endpoint": 1,
 }  # fmt: skip
 
 
@@ -354,6 +374,12 @@ def world(app, db_session, reviewer, admin_user, api_key) -> World:
         payload={"id": "x", "type": "case.status_changed", "data": {"status": "approved"}},
     )
     db_session.add_all([quality, event])
+    # Pings from the admin's row go to a closed loopback port: refused at once, never sent out.
+    endpoint, _secret = create_endpoint(
+        db_session, Keyring.from_config(app.config),
+        EndpointInput(url=f"http://127.0.0.1:{closed_port()}/hooks"), production=False,
+        actor_id=None, now=now,
+    )  # fmt: skip
     db_session.commit()
 
     clients = {name: app.test_client() for name in VISITORS}
@@ -371,7 +397,7 @@ def world(app, db_session, reviewer, admin_user, api_key) -> World:
         "review_order": case.order.external_id, "token": token, "unknown_token": "x" * 43,
         "customer_doc": own_doc.id, "case": case.id, "doc": front.id,
         "quality_review": quality.id, "target": target.id, "webhook_event": event.event_id,
-        "decided_case": decided.id,
+        "decided_case": decided.id, "endpoint": endpoint.id,
     }  # fmt: skip
     documents = {front.id: "review", back.id: "review", decided_doc.id: "decided",
                  own_doc.id: "customer"}  # fmt: skip

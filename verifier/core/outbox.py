@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
+from verifier.core.endpoints import event_targets
 from verifier.models import OutboxEmail, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,35 @@ def queue_email(
 
 def queue_webhook(
     session: Session, event_type: str, data: dict[str, Any], *, now: datetime
+) -> list[WebhookEvent]:
+    """Queue an event once per endpoint that takes its type (core.endpoints.event_targets).
+
+    Each row has its own event id, which makes redelivery to that endpoint idempotent. With no
+    endpoint configured it is one row for the VERIFIER_WEBHOOK_URL default; with endpoints but
+    none enabled for this type, nothing is queued.
+    """
+    return [
+        queue_webhook_to(session, endpoint_id, event_type, data, now=now)
+        for endpoint_id in event_targets(session, event_type)
+    ]
+
+
+def queue_webhook_to(
+    session: Session,
+    endpoint_id: int | None,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
 ) -> WebhookEvent:
-    """Add a webhook event for the shop; its event id makes redelivery idempotent."""
-    event = WebhookEvent(event_type=event_type, payload={}, created_at=now, next_attempt_at=now)
+    """Add one webhook event for one endpoint (None: the bootstrap default), whatever its filter."""
+    event = WebhookEvent(
+        event_type=event_type,
+        endpoint_id=endpoint_id,
+        payload={},
+        created_at=now,
+        next_attempt_at=now,
+    )
     session.add(event)
     session.flush()
     event.payload = {

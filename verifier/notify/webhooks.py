@@ -10,26 +10,27 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPMessage
 from typing import IO, Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, exists, false, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from verifier.core.audit import record_event
+from verifier.core.endpoints import PING, WebhookEndpoint
 from verifier.core.outbox import record_claimed_outcome, renewing_claims
 from verifier.errors import ConflictError, NotFoundError
-from verifier.models import OutboxEmail, WebhookDelivery, WebhookEvent
+from verifier.models import WebhookDelivery, WebhookEvent
+from verifier.notify.endpoints import Target, endpoint_targets
 from verifier.notify.mail import (
     DeliveryReport,
-    count_emails_by_status,
-    failed_emails,
     retry_delay,
     truncate_error,
 )
+from verifier.vault.storage import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,16 @@ def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
     """The `Verifier-Signature` value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t." + body>`."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def sign_payload_with(secrets: Sequence[str], timestamp: int, body: bytes) -> str:
+    """The header signed with every secret, newest first: `t=<ts>,v1=<new>,v1=<previous>`.
+
+    During a secret rotation's overlap an endpoint has two secrets; a shop that checks any one
+    `v1=` value against its secret keeps working whichever one it holds.
+    """
+    values = [sign_payload(secret, timestamp, body).partition(",")[2] for secret in secrets]
+    return ",".join([f"t={timestamp}", *values])
 
 
 def verify_signature(
@@ -89,6 +100,7 @@ class ClaimedEvent:
     event_type: str
     body: bytes
     attempt: int
+    endpoint_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,28 +120,47 @@ def _case_of(model: type[WebhookEvent]) -> ColumnElement[int]:
 
 
 def claim_due_events(
-    session: Session, now: datetime, *, batch: int, lease: timedelta
+    session: Session,
+    now: datetime,
+    *,
+    batch: int,
+    lease: timedelta,
+    include_default: bool = True,
+    only_id: int | None = None,
 ) -> list[ClaimedEvent]:
     """Mark up to `batch` due events `sending` until now + lease; the caller commits at once.
 
-    An event waits while an earlier event of the same case is still pending or sending, so a
-    shop hears each case's changes in the order they happened. PostgreSQL skips rows another
-    worker has locked; SQLite's BEGIN IMMEDIATE serialises claims.
+    An event waits while an earlier event of the same case for the same endpoint is still
+    pending or sending, so each endpoint hears a case's changes in the order they happened; an
+    endpoint that is disabled holds its events (they go out once it is enabled again).
+    `include_default` claims the events for the VERIFIER_WEBHOOK_URL default too; `only_id`
+    claims that one event (a test ping). PostgreSQL skips rows another worker has locked;
+    SQLite's BEGIN IMMEDIATE serialises claims.
     """
     earlier = aliased(WebhookEvent)
     blocked = exists().where(
         earlier.id < WebhookEvent.id,
         earlier.status.in_((PENDING, SENDING)),
+        earlier.endpoint_id.is_not_distinct_from(WebhookEvent.endpoint_id),
         _case_of(earlier) == _case_of(WebhookEvent),
     )
+    open_endpoints = select(WebhookEndpoint.id).where(
+        WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
+    )
+    sendable = or_(
+        WebhookEvent.endpoint_id.is_(None) if include_default else false(),
+        WebhookEvent.endpoint_id.in_(open_endpoints),
+    )
+    query = select(WebhookEvent).where(
+        WebhookEvent.status.in_((PENDING, SENDING)), WebhookEvent.next_attempt_at <= now
+    )
+    if only_id is not None:
+        # A ping goes to its endpoint even while it is disabled: test before switching on.
+        query = query.where(WebhookEvent.id == only_id)
+    else:
+        query = query.where(sendable, ~blocked)
     rows = session.scalars(
-        select(WebhookEvent)
-        .where(
-            WebhookEvent.status.in_((PENDING, SENDING)),
-            WebhookEvent.next_attempt_at <= now,
-            ~blocked,
-        )
-        .order_by(WebhookEvent.id)
+        query.order_by(WebhookEvent.id)
         .limit(batch)
         .with_for_update(skip_locked=True, of=WebhookEvent)
     ).all()
@@ -140,19 +171,29 @@ def claim_due_events(
         row.next_attempt_at = now + lease
         claimed.append(
             ClaimedEvent(
-                row.id, row.event_id, row.event_type, event_body(row.payload), row.attempts
+                row.id,
+                row.event_id,
+                row.event_type,
+                event_body(row.payload),
+                row.attempts,
+                row.endpoint_id,
             )
         )
     return claimed
 
 
 def skip_due_events(session: Session, now: datetime) -> int:
-    """With no webhook URL configured, mark due events `skipped` (kept; an admin can redeliver)."""
+    """With no webhook URL configured, mark due events for that default `skipped` (kept; an
+    admin can redeliver). Events for an endpoint are not touched."""
     result = cast(
         CursorResult[Any],
         session.execute(
             update(WebhookEvent)
-            .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
+            .where(
+                WebhookEvent.status == PENDING,
+                WebhookEvent.next_attempt_at <= now,
+                WebhookEvent.endpoint_id.is_(None),
+            )
             .values(status=SKIPPED, last_error="not sent: VERIFIER_WEBHOOK_URL is not set")
         ),
     )
@@ -179,17 +220,18 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def post_event(
-    url: str, secret: str, event: ClaimedEvent, now: datetime, timeout: float
+    url: str, secrets: str | Sequence[str], event: ClaimedEvent, now: datetime, timeout: float
 ) -> AttemptResult:
-    """POST one signed event; returns the attempt's status code or error, never raises."""
+    """POST one event signed with each secret; returns the status code or error, never raises."""
+    signing = [secrets] if isinstance(secrets, str) else list(secrets)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: event.event_id,
-        SIGNATURE_HEADER: sign_payload(secret, int(now.timestamp()), event.body),
+        SIGNATURE_HEADER: sign_payload_with(signing, int(now.timestamp()), event.body),
     }
     if not url.lower().startswith(("http://", "https://")):
-        return AttemptResult(None, "VERIFIER_WEBHOOK_URL is not an http(s) address", 0)
+        return AttemptResult(None, "The webhook URL is not an http(s) address", 0)
     # The scheme is checked just above, so urllib's file: and ftp: handlers are never reached.
     request = urllib.request.Request(  # noqa: S310
         url, data=event.body, headers=headers, method="POST"
@@ -221,7 +263,8 @@ def _outcome(
         )
         return common | {"status": DELIVERED, "delivered_at": now}
     outcome = result.status_code or "network error"
-    if event.attempt >= MAX_WEBHOOK_ATTEMPTS:
+    # A test ping is tried once: its answer is what the admin asked for.
+    if event.attempt >= (1 if event.event_type == PING else MAX_WEBHOOK_ATTEMPTS):
         report.failed += 1
         log.error(
             "webhook %s (%s) failed after %s attempts (%s)",
@@ -253,38 +296,88 @@ def deliver_due_webhooks(
     timeout: float = 10,
     *,
     lease: timedelta = DEFAULT_LEASE,
+    keyring: Keyring | None = None,
 ) -> DeliveryReport:
     """POST the due webhook events (up to `batch`) and record every attempt.
 
-    Claims happen in short transactions and POSTs outside them; claiming repeats so a case's
-    next event goes out right after the one before it. 2xx is delivered; anything else is
-    retried with back-off and `failed` after MAX_WEBHOOK_ATTEMPTS.
+    Events for an endpoint go to its URL signed with its secrets (opened with `keyring`);
+    events without one go to `url` signed with `secret` (the VERIFIER_WEBHOOK_URL default),
+    and are marked skipped when `url` is empty. Claims happen in short transactions and POSTs
+    outside them; claiming repeats so a case's next event goes out right after the one before
+    it. 2xx is delivered; anything else is retried with back-off and `failed` after
+    MAX_WEBHOOK_ATTEMPTS.
     """
     report = DeliveryReport()
     if not url:
         with session_factory() as session:
             report.skipped = skip_due_events(session, now)
             session.commit()
-        return report
     started = time.monotonic()
     done = 0
     while done < batch:
         with session_factory() as session:
-            claimed = claim_due_events(session, now, batch=batch - done, lease=lease)
+            claimed = claim_due_events(
+                session, now, batch=batch - done, lease=lease, include_default=bool(url)
+            )
             session.commit()
         if not claimed:
             break
-        leases = [(event.id, event.attempt) for event in claimed]
-        with renewing_claims(session_factory, WebhookEvent, leases, started=now, lease=lease):
-            for event in claimed:
-                # Signed with the time of this attempt, not of the pass: a slow pass must not
-                # push the signature towards the shop's tolerance.
-                sent_at = now + timedelta(seconds=time.monotonic() - started)
-                result = post_event(url, secret, event, sent_at, timeout)
-                outcome = _outcome(event, result, now, report)
-                _record(session_factory, event, result, outcome, now)
+        _send_claimed(session_factory, claimed, Target(url, (secret,)), keyring, now,
+                      started, timeout, lease, report)  # fmt: skip
         done += len(claimed)
     return report
+
+
+def deliver_event_now(
+    session_factory: Callable[[], Session],
+    event_row_id: int,
+    now: datetime,
+    *,
+    default: Target,
+    keyring: Keyring | None,
+    timeout: float = 10,
+    lease: timedelta = DEFAULT_LEASE,
+) -> DeliveryReport:
+    """Send one committed event at once through the worker's path (claim, POST, record): the
+    test ping. Nothing is sent when a worker already holds it."""
+    report = DeliveryReport()
+    with session_factory() as session:
+        claimed = claim_due_events(session, now, batch=1, lease=lease, only_id=event_row_id)
+        session.commit()
+    if claimed:
+        _send_claimed(session_factory, claimed, default, keyring, now, time.monotonic(),
+                      timeout, lease, report)  # fmt: skip
+    return report
+
+
+def _send_claimed(
+    session_factory: Callable[[], Session],
+    claimed: list[ClaimedEvent],
+    default: Target,
+    keyring: Keyring | None,
+    now: datetime,
+    started: float,
+    timeout: float,
+    lease: timedelta,
+    report: DeliveryReport,
+) -> None:
+    leases = [(event.id, event.attempt) for event in claimed]
+    with renewing_claims(session_factory, WebhookEvent, leases, started=now, lease=lease):
+        with session_factory() as session:
+            ids = {e.endpoint_id for e in claimed if e.endpoint_id is not None}
+            targets = endpoint_targets(session, keyring, ids, now)
+        for event in claimed:
+            target = default if event.endpoint_id is None else targets.get(event.endpoint_id)
+            # Signed with the time of this attempt, not of the pass: a slow pass must not
+            # push the signature towards the shop's tolerance.
+            sent_at = now + timedelta(seconds=time.monotonic() - started)
+            if target is None or target.problem:
+                problem = target.problem if target else "not sent: its endpoint is gone"
+                result = AttemptResult(None, problem, 0)
+            else:
+                result = post_event(target.url, target.secrets, event, sent_at, timeout)
+            outcome = _outcome(event, result, now, report)
+            _record(session_factory, event, result, outcome, now)
 
 
 def _record(
@@ -323,6 +416,10 @@ def redeliver(
     )
     if event is None:
         raise NotFoundError("There is no such webhook event.")
+    if event.endpoint_id is not None:
+        endpoint = session.get(WebhookEndpoint, event.endpoint_id)
+        if endpoint is None or endpoint.deleted_at is not None:
+            raise ConflictError("Its endpoint was deleted, so this event cannot be sent again.")
     if event.status == SENDING:
         # A worker holds it; one whose lease ran out is picked up again on its own.
         raise ConflictError("This event is being delivered right now; try again in a minute.")
@@ -340,56 +437,3 @@ def redeliver(
     )
     session.flush()
     return event
-
-
-def count_events_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
-    ).all()
-    return {status: count for status, count in rows}
-
-
-def get_event_with_deliveries(
-    session: Session, event_id: str
-) -> tuple[WebhookEvent, list[WebhookDelivery]]:
-    """One event and all its delivery attempts, newest first; raises NotFoundError."""
-    event = session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == event_id))
-    if event is None:
-        raise NotFoundError("There is no such webhook event.")
-    deliveries = session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.event_id == event.id)
-        .order_by(WebhookDelivery.attempted_at.desc(), WebhookDelivery.id.desc())
-    ).all()
-    return event, list(deliveries)
-
-
-@dataclass(frozen=True)
-class DeliveryLog:
-    """What the admin delivery page shows: webhook events and the email outbox's state."""
-
-    events: list[WebhookEvent]
-    webhook_counts: dict[str, int]
-    older_before_id: int | None
-    email_counts: dict[str, int]
-    failed_emails: list[OutboxEmail]
-
-
-def delivery_log(
-    session: Session, *, status: str | None = None, before_id: int | None = None, limit: int = 50
-) -> DeliveryLog:
-    """Newest webhook events first (one page, optionally of one status), plus email counts."""
-    query = select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit + 1)
-    if status:
-        query = query.where(WebhookEvent.status == status)
-    if before_id:
-        query = query.where(WebhookEvent.id < before_id)
-    events = list(session.scalars(query))
-    older = events[limit - 1].id if len(events) > limit else None
-    return DeliveryLog(
-        events=events[:limit],
-        webhook_counts=count_events_by_status(session),
-        older_before_id=older,
-        email_counts=count_emails_by_status(session),
-        failed_emails=failed_emails(session),
-    )
