@@ -120,6 +120,23 @@ SCHEMAS: dict[str, Any] = {
         "required": ["ping", "message"],
         "properties": {"ping": {"const": True}, "message": {"type": "string"}},
     },
+    "WebhookPing": {
+        "type": "object",
+        "required": ["id", "type", "created_at", "data"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"const": "ping"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "data": {
+                "type": "object",
+                "properties": {
+                    "case_id": {"type": "null"},
+                    "endpoint_id": {"type": "integer"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
     "CaseStatusChanged": {
         "type": "object",
         "required": ["id", "type", "created_at", "data"],
@@ -218,7 +235,30 @@ def connector_paths() -> dict[str, Any]:
 
 def outgoing_webhooks() -> dict[str, Any]:
     """The `webhooks` section: what Verifier POSTs to the shop (verifier.notify.webhooks)."""
+    signature = _header(
+        "Verifier-Signature",
+        "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + raw body under the endpoint's "
+        "secret>; while a secret is rotated, a second v1 entry is signed with the previous "
+        "secret: accept the delivery when either matches.",
+        required=True,
+    )
     return {
+        "ping": {
+            "post": {
+                "operationId": "webhookPing",
+                "summary": "A test ping, sent once when an admin presses Send test ping.",
+                "description": "Signed like every delivery; tried once, not retried.",
+                "parameters": [signature],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookPing")}},
+                },
+                "responses": {
+                    "2XX": {"description": "The endpoint works."},
+                    "default": {"description": "Shown to the admin as a failure."},
+                },
+            }
+        },
         "caseStatusChanged": {
             "post": {
                 "operationId": "caseStatusChanged",
@@ -247,5 +287,5 @@ def outgoing_webhooks() -> dict[str, Any]:
                     "default": {"description": "Anything else: retried later."},
                 },
             }
-        }
+        },
     }
