@@ -239,7 +239,9 @@ def estimate_failure_share(
     for sampled, rate_bp, status, count in grouped:
         (random_statuses if sampled else rule_statuses).extend([status] * count)
         bucket = _bucket(status)
-        if sampled and bucket != "still_open":
+        # A case without its decision row (none is written so; a hand-made row) has no rate
+        # to weight it by: it stays in the counts and out of the weighted strata.
+        if sampled and bucket != "still_open" and rate_bp is not None:
             tally = by_rate.setdefault(int(rate_bp), [0, 0, 0])
             tally[0] += count
             tally[1] += count if bucket == "rejected" else 0
