@@ -228,6 +228,8 @@ class Order(Base):
     billing_key: Mapped[str | None] = mapped_column(String(32))
     shipping_key: Mapped[str | None] = mapped_column(String(32))
     phone_key: Mapped[str | None] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(String(35))  # the customer's language tag
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: UTC
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     anonymised_at: Mapped[datetime | None]
 
@@ -490,4 +492,5 @@ class QualityReview(Base):
     completed_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
-# The rollup tables (DailyCount, CaseCount) live beside their readers in verifier.core.rollups.
+# The rollup tables (DailyCount, CaseCount) live beside their readers in verifier.core.rollups,
+# the brand row (ShopBrand) in verifier.core.brand.
