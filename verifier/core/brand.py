@@ -37,7 +37,7 @@ LOGO_MAX_PIXELS = 16_000_000  # decoded size refused before decoding (decompress
 LOGO_BOX = (480, 160)  # the largest the header shows it, at 2x for sharp screens
 LOGO_MAX_STORED_BYTES = 200 * 1024
 LOGO_FORMATS = ("PNG", "JPEG", "WEBP")
-_FIELDS = ("shop_name", "support_email", "support_url", "sender_name", "reply_to")
+BRAND_FIELDS = ("shop_name", "support_email", "support_url", "sender_name", "reply_to")
 
 
 class ShopBrand(Base):
@@ -96,7 +96,7 @@ def load_brand(session: Session, default_name: str) -> Brand:
 def brand_values(session: Session) -> dict[str, str]:
     """The stored text fields as the form shows them ("" for unset)."""
     row = session.get(ShopBrand, BRAND_ROW)
-    return {name: (getattr(row, name) or "") if row else "" for name in _FIELDS}
+    return {name: (getattr(row, name) or "") if row else "" for name in BRAND_FIELDS}
 
 
 def load_logo(session: Session, digest: str) -> bytes | None:
@@ -111,7 +111,7 @@ def validate_brand(values: dict[str, Any]) -> dict[str, str | None]:
     """Check and normalise the text fields; raises ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     clean: dict[str, str | None] = {}
-    for name in _FIELDS:
+    for name in BRAND_FIELDS:
         text = str(values.get(name) or "").strip()
         clean[name] = text or None
         if not text:
@@ -182,7 +182,7 @@ def save_brand(
     """
     clean = validate_brand(values)
     row = session.get(ShopBrand, BRAND_ROW) or ShopBrand(id=BRAND_ROW)
-    changed = [name for name in _FIELDS if getattr(row, name) != clean[name]]
+    changed = [name for name in BRAND_FIELDS if getattr(row, name) != clean[name]]
     for name in changed:
         setattr(row, name, clean[name])
     if logo is not None:

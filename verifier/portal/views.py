@@ -27,7 +27,6 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from verifier.core.brand import load_brand, load_logo
 from verifier.core.i18n import N_, format_day, format_money, format_when
 from verifier.core.policies import current_settings
 from verifier.core.settings import REQUIRED_SETS
@@ -79,13 +78,6 @@ bp.record_once(
     )
 )
 bp.add_app_template_global(lambda count, kind: masked_line(count, kind), "masked_line")
-
-
-@bp.context_processor
-def _brand_context() -> dict:
-    """The shop's brand on every customer page (header, footer, wording)."""
-    brand = load_brand(get_session(), current_app.config["SHOP_NAME"])
-    return {"brand": brand, "shop": brand.shop_name}
 
 
 PORTAL_KEY = "portal"
@@ -157,8 +149,7 @@ def keyring() -> Keyring:
 
 @bp.after_request
 def _portal_headers(response: Response) -> Response:
-    if request.endpoint != "portal.logo":  # the logo is a public, immutable asset
-        response.headers["Cache-Control"] = "no-store"
+    response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
 
@@ -399,11 +390,8 @@ def cover(kind: str):
 def masked_line(count: int, kind: str) -> str:
     """What the customer is told the server covered on their upload."""
     if kind == "card_back":
-        return ngettext(
-            "we covered the security code and numbers on your photo (%(num)d covered).",
-            "we covered the security code and numbers on your photo (%(num)d covered).",
-            count,
-        )
+        back = "we covered the security code and numbers on your photo (%(num)d covered)."
+        return ngettext(back, back, count)
     return ngettext(
         "we covered the card number on your photo (%(num)d covered, the last four digits left).",
         "we covered the card numbers on your photo (%(num)d covered, the last four digits left).",
@@ -506,16 +494,3 @@ def handoff():
         "portal/handoff.html", qr_src=qr_src, url=url, fingerprint=fingerprint,
         expires=format_when(expires, customer_locale(), case.order.timezone) if expires else None,
     )  # fmt: skip
-
-
-@bp.get("/brand/logo/<digest>.png")
-def logo(digest: str):
-    """The shop's logo (a re-encoded PNG, public: it is on pages shown before any link)."""
-    data = load_logo(get_session(), digest)
-    if data is None:
-        abort(404)
-    response = Response(data, mimetype="image/png")
-    # The digest names these bytes: a new logo gets a new address, so this one never changes.
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    return response

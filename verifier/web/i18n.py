@@ -1,5 +1,7 @@
 """Flask-Babel for the customer's side: the portal speaks the customer's language, staff English.
 
+Customer pages also get the shop's brand (verifier.core.brand) in their template context.
+
 The portal's views put the order's own locale and time zone on `g` (portal_locale,
 portal_timezone) once they know the case; before that (an invalid link, a file too large)
 the browser's Accept-Language decides. Every other blueprint is English.
@@ -7,10 +9,14 @@ the browser's Accept-Language decides. Every other blueprint is English.
 
 from __future__ import annotations
 
-from flask import Flask, g, has_request_context, request
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale
 
+from verifier.core.brand import load_brand
 from verifier.core.i18n import DEFAULT_LOCALE, LOCALES, TRANSLATIONS_DIR, supported_locale
+from verifier.db import get_session
 
 CUSTOMER_BLUEPRINTS = frozenset({"portal"})
 
@@ -40,4 +46,13 @@ def init_i18n(app: Flask) -> None:
     Babel(app, locale_selector=customer_locale, timezone_selector=customer_timezone)
     # A msgid is the text with its line breaks and indentation folded (babel.cfg says the same).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
-    app.context_processor(lambda: {"html_lang": str(get_locale() or DEFAULT_LOCALE)})
+    app.context_processor(customer_context)
+
+
+def customer_context() -> dict[str, Any]:
+    """The page's language, and on customer pages the shop's brand (header, footer, wording)."""
+    context: dict[str, Any] = {"html_lang": str(get_locale() or DEFAULT_LOCALE)}
+    if has_request_context() and request.blueprint in CUSTOMER_BLUEPRINTS:
+        brand = load_brand(get_session(), current_app.config["SHOP_NAME"])
+        context |= {"brand": brand, "shop": brand.shop_name}
+    return context
