@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from verifier.core.brand import brand_values, load_brand, reencode_logo, save_brand
+from verifier.core.brand import (
+    brand_values,
+    load_brand,
+    reencode_logo,
+    save_brand,
+    validate_brand,
+)
 from verifier.core.policies import current_policy
 from verifier.db import get_session
 from verifier.errors import ConflictError, ValidationError
@@ -131,19 +137,26 @@ def save_brand_view():
     session = get_session()
     upload = request.files.get("logo")
     user = signed_in_staff()
+    data = upload.read() if upload and upload.filename else b""
+    errors: dict[str, str] = {}
+    logo = None
     try:
-        data = upload.read() if upload and upload.filename else b""
         logo = reencode_logo(data) if data else None
-        changed = save_brand(
-            session, form.values(), logo=logo, remove_logo=bool(form.remove_logo.data),
-            actor_label=user.email, actor_id=user.id, now=datetime.now(UTC),
-        )  # fmt: skip
     except ValidationError as exc:
-        session.rollback()
-        for name, message in exc.fields.items():
+        errors |= exc.fields
+    try:
+        validate_brand(form.values())
+    except ValidationError as exc:
+        errors |= exc.fields
+    if errors:
+        for name, message in errors.items():
             form[name].errors = [*form[name].errors, message]
         flash("Some brand settings need attention; see the messages below.", "error")
         return _brand_page(form, 422)
+    changed = save_brand(
+        session, form.values(), logo=logo, remove_logo=bool(form.remove_logo.data),
+        actor_label=user.email, actor_id=user.id, now=datetime.now(UTC),
+    )  # fmt: skip
     if not changed:
         flash("Nothing changed, so nothing was saved.", "info")
         return redirect(url_for("settings.brand"), code=303)
