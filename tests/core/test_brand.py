@@ -42,7 +42,7 @@ def test_every_bad_field_is_named_with_what_to_do():
 
 def test_empty_fields_fall_back_to_the_installation_defaults(db_session):
     assert load_brand(db_session, "Demo Shop") == Brand(shop_name="Demo Shop")
-    assert validate_brand({"shop_name": "  "}) ["shop_name"] is None
+    assert validate_brand({"shop_name": "  "})["shop_name"] is None
 
 
 def test_a_logo_is_kept_as_a_small_png_without_its_metadata():

@@ -71,7 +71,8 @@ def test_the_admin_sets_the_brand_and_customers_see_it(app, admin_client, client
     body = create_flagged_order(client, auth)
     client.get(token_path(body))
     upload_page = client.get("/portal/").get_data(as_text=True)
-    assert "<strong>Acme Outdoor</strong>" in upload_page and "· Acme Outdoor</title>" in upload_page
+    assert "<strong>Acme Outdoor</strong>" in upload_page
+    assert "· Acme Outdoor</title>" in upload_page
     assert "Test Shop" not in upload_page
 
 
