@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale
+from sqlalchemy.exc import SQLAlchemyError
 
-from verifier.core.brand import load_brand
+from verifier.core.brand import Brand, load_brand
 from verifier.core.i18n import DEFAULT_LOCALE, LOCALES, TRANSLATIONS_DIR, supported_locale
 from verifier.db import get_session
 
@@ -53,6 +54,12 @@ def customer_context() -> dict[str, Any]:
     """The page's language, and on customer pages the shop's brand (header, footer, wording)."""
     context: dict[str, Any] = {"html_lang": str(get_locale() or DEFAULT_LOCALE)}
     if has_request_context() and request.blueprint in CUSTOMER_BLUEPRINTS:
-        brand = load_brand(get_session(), current_app.config["SHOP_NAME"])
+        default = current_app.config["SHOP_NAME"]
+        try:
+            brand = load_brand(get_session(), default)
+        except SQLAlchemyError:
+            # The "briefly unavailable" page still renders while the database is down.
+            get_session().rollback()
+            brand = Brand(shop_name=default)
         context |= {"brand": brand, "shop": brand.shop_name}
     return context
