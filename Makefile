@@ -89,7 +89,7 @@ messages: install
 		--sort-output --project=Verifier --copyright-holder=Verifier -o $(TRANSLATIONS)/messages.pot .
 	@for l in $(LOCALES); do \
 		if [ -f $(TRANSLATIONS)/$$l/LC_MESSAGES/messages.po ]; then \
-			$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$l --no-wrap; \
+			$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$l --no-wrap --ignore-obsolete; \
 		else \
 			$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$l --no-wrap; \
 		fi; \

@@ -390,8 +390,8 @@ def cover(kind: str):
 def masked_line(count: int, kind: str) -> str:
     """What the customer is told the server covered on their upload."""
     if kind == "card_back":
-        back = "we covered the security code and numbers on your photo (%(num)d covered)."
-        return ngettext(back, back, count)
+        return _("we covered the security code and numbers on your photo (%(num)d covered).",
+                 num=count)  # fmt: skip
     return ngettext(
         "we covered the card number on your photo (%(num)d covered, the last four digits left).",
         "we covered the card numbers on your photo (%(num)d covered, the last four digits left).",
