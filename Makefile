@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: install system-deps run-deps services migrate demo run serve loadtest worker test test-sqlite test-postgres lint format bench screenshots clean
+.PHONY: install system-deps run-deps services migrate demo run serve loadtest worker test test-sqlite test-postgres lint format bench screenshots messages translations clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,26 @@ format: install
 # VERIFIER_BENCH_DATABASE_URL names a server (a fresh database is made on it for each run).
 bench: install system-deps
 	$(BIN)/python -m bench
+
+# The customer's languages (docs/developing.md): `make messages` extracts every customer-facing
+# string into verifier/translations/messages.pot and merges it into each locale's messages.po;
+# translate the new or fuzzy entries, then `make translations` compiles the .mo files (committed,
+# and checked against their .po by tests/portal/test_translations.py).
+LOCALES := de fr es
+TRANSLATIONS := verifier/translations
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _ -k gettext -k ngettext:1,2 --no-location \
+		--sort-output --project=Verifier --copyright-holder=Verifier -o $(TRANSLATIONS)/messages.pot .
+	@for l in $(LOCALES); do \
+		if [ -f $(TRANSLATIONS)/$$l/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$l --no-wrap --ignore-obsolete; \
+		else \
+			$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$l --no-wrap; \
+		fi; \
+	done
+
+translations: install
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
 # Refresh README's screenshots from the real pages (the browser tests take them).
 screenshots: install system-deps

@@ -36,6 +36,7 @@ from verifier.web.http import (
     configure_security_headers,
     csrf,
 )
+from verifier.web.i18n import init_i18n
 from verifier.web.limits import init_limits
 from verifier.web.views import bp as home_bp
 
@@ -57,6 +58,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     init_limits(app)
     init_auth(app)
+    init_i18n(app)
     configure_blueprints(app)
     configure_security_headers(app)
     configure_error_handlers(app)

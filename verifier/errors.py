@@ -41,6 +41,10 @@ class UploadRejected(VerifierError):
     """An uploaded file was refused; the message tells the customer what to do instead."""
 
     code = "upload_rejected"
+    # For a message filled from a template: the untranslated template and what fills it, so
+    # the portal can say it in the customer's language.
+    template: str | None = None
+    details: dict[str, object] = {}
     status = 422
 
 

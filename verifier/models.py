@@ -1,5 +1,5 @@
 """Tables, as SQLAlchemy 2.x typed models; the lifecycle they follow is in DESIGN.md. Some
-live beside their readers: verifier.core.rollups/endpoints/outcomes, verifier.web.passkeys."""
+live beside their readers: verifier.core.rollups/endpoints/outcomes/brand, verifier.web.passkeys."""
 
 from __future__ import annotations
 
@@ -116,8 +116,7 @@ class StaffUser(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 section 5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
-    # The account-wide brake, across every address (a spread-out attack); the lock an outsider
-    # can reach is per address (LoginLock), so it cannot keep the real user out.
+    # Account-wide brake (a spread-out attack); an outsider only reaches per-address LoginLock.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -229,6 +228,8 @@ class Order(Base):
     billing_key: Mapped[str | None] = mapped_column(String(32))
     shipping_key: Mapped[str | None] = mapped_column(String(32))
     phone_key: Mapped[str | None] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(String(35))  # the customer's language tag
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: UTC
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     anonymised_at: Mapped[datetime | None]
 

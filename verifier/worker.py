@@ -67,6 +67,7 @@ def deliver_emails(app: Flask, now: datetime) -> dict[str, Any]:
         now,
         mail_from=app.config["MAIL_FROM"],
         keyring=Keyring.from_config(app.config),
+        shop_name=app.config["SHOP_NAME"],
     )
     return report.as_dict()
 

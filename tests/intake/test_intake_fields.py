@@ -83,7 +83,7 @@ def test_optional_fields_leave_older_orders_hashes_alone():
     from dataclasses import asdict
 
     data = asdict(plain)
-    for name in ("customer_phone", "ip_address", "device_id"):
+    for name in ("customer_phone", "ip_address", "device_id", "locale", "timezone"):
         del data[name]
     data["placed_at"] = plain.placed_at.isoformat()
     old = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -71,7 +71,7 @@ def test_invitation_email_is_queued_with_link_and_promise(app, client, auth, db_
     for part in (email_body(keyring, email), email_body(keyring, email, "html_body")):
         assert body["case"]["upload_url"] in part
         assert "never ask for card or ID details by email or phone" in part
-        assert "129.99 EUR" in part
+        assert "€129.99" in part
         assert "front and the back of the card" in part
 
 

@@ -200,6 +200,8 @@ ROUTES = [
     Row("portal.decline", "GET", "/portal/decline", portal_only()),
     Row("portal.decline", "POST", "/portal/decline", portal_only(reached(200, 303))),
     Row("portal.handoff", "POST", "/portal/handoff", portal_only()),
+    # The shop's logo is public (it is on the invalid-link page too); none is set here.
+    Row("home.logo", "GET", "/brand/logo/0123456789abcdef.png", everyone(reached(404))),
     # Review queue: reviewers and admins.
     Row("review.queue", "GET", "/review/", staff_only()),
     Row("review.next_case", "POST", "/review/next", staff_only(reached(303))),
@@ -245,6 +247,8 @@ ROUTES = [
     Row("settings.edit", "GET", "/admin/settings/", admin_only()),
     Row("settings.submit", "POST", "/admin/settings/", admin_only(FORM_POST)),
     Row("settings.history", "GET", "/admin/settings/history", admin_only()),
+    Row("settings.brand", "GET", "/admin/settings/brand", admin_only()),
+    Row("settings.save_brand_view", "POST", "/admin/settings/brand", admin_only(FORM_POST)),
     Row("dashboard.index", "GET", "/admin/dashboard/", admin_only()),
     Row("dashboard.daily_export", "GET", "/admin/dashboard/daily.csv", admin_only()),
     Row("webhooks.index", "GET", "/admin/webhooks/", admin_only()),

@@ -21,7 +21,7 @@ ADDRESS_COLUMNS = [f"{p}_{f}" for p in ("billing", "shipping") for f in ADDRESS_
 COLUMNS = [
     "external_id", "placed_at", "amount", "currency", "customer_name", "customer_email",
     "customer_phone", *ADDRESS_COLUMNS, "card_brand", "card_last4", "card_holder_name",
-    "ip_address", "device_id",
+    "ip_address", "device_id", "locale", "timezone",
 ]  # fmt: skip
 REQUIRED_COLUMNS = {
     "external_id", "placed_at", "amount", "currency", "customer_name", "customer_email",
@@ -62,6 +62,8 @@ def row_to_payload(row: dict[str, str]) -> dict[str, Any]:
     payload["shipping_address"] = group("shipping", ADDRESS_NAMES)
     payload["ip_address"] = cell("ip_address")
     payload["device_id"] = cell("device_id")
+    payload["locale"] = cell("locale")
+    payload["timezone"] = cell("timezone")
     payload["card"] = {
         "brand": cell("card_brand"),
         "last4": cell("card_last4"),

@@ -85,6 +85,12 @@ _order_in = {
                        "description": "Optional: the customer's IPv4 or IPv6 address."},
         "device_id": {"type": ["string", "null"], "pattern": "^[\\x21-\\x7e]{0,100}$",
                       "description": "Optional: the shop's device or browser fingerprint id."},
+        "locale": {"type": ["string", "null"], "maxLength": 35,
+                   "description": "Optional: the customer's language tag (en, de, fr, es; "
+                   "else the browser's). Their emails and pages use it."},
+        "timezone": {"type": ["string", "null"], "maxLength": 64,
+                     "description": "Optional: the customer's IANA time zone, e.g. "
+                     "Europe/Berlin; times are shown in UTC without it."},
         "billing_address": _address,
         "shipping_address": _address,
         "card": {

@@ -162,7 +162,7 @@ ORDER_FIELDS = ("external_id", "payload_hash", "source", "placed_at", "amount_mi
                 "customer_name", "customer_email", "billing_address", "shipping_address",
                 "card_brand", "card_last4", "cardholder_name", "created_at", "customer_phone",
                 "ip_address", "device_id", "email_key", "card_key", "billing_key",
-                "shipping_key", "phone_key")  # fmt: skip
+                "shipping_key", "phone_key", "locale", "timezone")  # fmt: skip
 
 
 @cache
@@ -202,6 +202,8 @@ def _insert_new_order(
         "customer_phone": data.customer_phone,
         "ip_address": data.ip_address,
         "device_id": data.device_id,
+        "locale": data.locale,
+        "timezone": data.timezone,
     }
     # The linked history's keys ride in the same INSERT: no extra statement.
     values |= link_keys(

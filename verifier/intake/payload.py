@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from verifier.core.checks import COUNTRIES, EMAIL_RE, EXTERNAL_ID_RE, PAN_RE
+from verifier.core.i18n import valid_timezone
 from verifier.core.linkkeys import normal_ip, phone_digits
 from verifier.errors import ValidationError
 
@@ -32,6 +33,8 @@ TOP_FIELDS = {
     "card",
     "ip_address",
     "device_id",
+    "locale",
+    "timezone",
 }
 ADDRESS_FIELDS = {"name": False, "line1": True, "line2": False, "city": True, "region": False,
                   "postcode": False, "country": True}  # fmt: skip
@@ -42,12 +45,15 @@ ADDRESS_ALIASES = {"address1": "line1", "address2": "line2", "state": "region",
 CUSTOMER_FIELDS = {"name": True, "email": True, "phone": False}
 # Optional fields added after orders were first stored: left out of the payload hash when
 # not sent, so an order stored before them still matches its resend.
-OPTIONAL_HASHED = ("customer_phone", "ip_address", "device_id")
+OPTIONAL_HASHED = ("customer_phone", "ip_address", "device_id", "locale", "timezone")
 MAX_PHONE_DIGITS = 15  # E.164
 MIN_PHONE_DIGITS = 5
 PHONE_RE = re.compile(r"^\+?[0-9 ().\-/]+$")
 DEVICE_ID_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 CARD_FIELDS = {"brand": False, "last4": True, "holder_name": True}
+# A BCP 47 language tag ("de", "de-AT", "pt_BR"): the customer's pages and emails use it when
+# it names a supported language, else the browser's Accept-Language.
+LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class OrderInput:
     customer_phone: str | None = None
     ip_address: str | None = None
     device_id: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
 
     def payload_hash(self) -> str:
         """SHA-256 of the canonical form: the same order sent twice hashes the same."""
@@ -282,6 +290,24 @@ def _device_id(errors: _Errors, value: Any) -> str | None:
     return value.strip()
 
 
+def _locale(errors: _Errors, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 35 or not LOCALE_RE.match(value.strip()):
+        errors.add("locale", "Use a language tag such as en, de, fr-FR or es-ES.")
+        return None
+    return value.strip().replace("_", "-")
+
+
+def _timezone(errors: _Errors, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or valid_timezone(value.strip()) is None:
+        errors.add("timezone", "Use an IANA time zone name such as Europe/Berlin.")
+        return None
+    return value.strip()
+
+
 def parse_order(payload: Any, now: datetime) -> OrderInput:
     """Validate and normalise an order payload, raising ValidationError with every bad field."""
     if not isinstance(payload, dict):
@@ -329,6 +355,8 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
     holder = _text(errors, card, "holder_name", "card.holder_name", required=carded)
     ip_address = _ip_address(errors, payload.get("ip_address"))
     device_id = _device_id(errors, payload.get("device_id"))
+    locale = _locale(errors, payload.get("locale"))
+    timezone = _timezone(errors, payload.get("timezone"))
 
     if errors.fields:
         raise ValidationError("The order has invalid fields.", errors.fields)
@@ -352,4 +380,6 @@ def parse_order(payload: Any, now: datetime) -> OrderInput:
         customer_phone=phone,
         ip_address=ip_address,
         device_id=device_id,
+        locale=locale,
+        timezone=timezone,
     )

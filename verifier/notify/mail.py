@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from verifier.core.brand import load_brand
 from verifier.core.outbox import record_claimed_outcome, renewing_claims
 from verifier.models import OutboxEmail
 from verifier.vault.secretbox import (
@@ -101,10 +102,14 @@ def _sender_domain(mail_from: str) -> str:
     return parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
 
 
-def build_message(email: ClaimedEmail, mail_from: str, now: datetime) -> EmailMessage:
+def build_message(
+    email: ClaimedEmail, mail_from: str, now: datetime, reply_to: str | None = None
+) -> EmailMessage:
     """A multipart/alternative (text + HTML) message; its Message-ID is the same on every retry."""
     message = EmailMessage()
     message["From"] = mail_from
+    if reply_to:
+        message["Reply-To"] = reply_to
     message["To"] = email.to_address
     message["Subject"] = email.subject
     message["Date"] = format_datetime(now)
@@ -246,17 +251,27 @@ def deliver_due_emails(
     mail_from: str = "Verifier <no-reply@localhost>",
     lease: timedelta = DEFAULT_LEASE,
     keyring: Keyring | None = None,
+    shop_name: str | None = None,
 ) -> DeliveryReport:
     """Send the due outbox emails: claim in one short transaction, send outside any
-    transaction, record each outcome (sent, or retry with back-off, or failed) in its own."""
+    transaction, record each outcome (sent, or retry with back-off, or failed) in its own.
+
+    Every outbox email goes to a customer, so it comes from the shop's brand: the sender name
+    (else the shop name, else `mail_from` as it is) at `mail_from`'s address, and its reply-to.
+    """
     report = DeliveryReport()
     with session_factory() as session:
         claimed = claim_due_emails(session, now, batch=batch, lease=lease, report=report)
+        brand = load_brand(session, shop_name or "")
         session.commit()
+    reply_to = brand.reply_to
+    if brand.sender_name or brand.shop_name:
+        mail_from = brand.sender(mail_from)
     leases = [(email.id, email.attempt) for email in claimed]
     with renewing_claims(session_factory, OutboxEmail, leases, started=now, lease=lease):
         for email in claimed:
-            _deliver_one(session_factory, backend, email, keyring, mail_from, now, report)
+            _deliver_one(session_factory, backend, email, keyring, (mail_from, reply_to), now,
+                         report)  # fmt: skip
     return report
 
 
@@ -265,7 +280,7 @@ def _deliver_one(
     backend: MailBackend,
     email: ClaimedEmail,
     keyring: Keyring | None,
-    mail_from: str,
+    sender: tuple[str, str | None],
     now: datetime,
     report: DeliveryReport,
 ) -> None:
@@ -277,7 +292,7 @@ def _deliver_one(
         report.failed += 1
         values: dict[str, Any] = {"status": FAILED, "last_error": exc.message, **SCRUBBED_BODIES}
     else:
-        values = _attempt(backend, email, mail_from, now, report)
+        values = _attempt(backend, email, sender, now, report)
     with session_factory() as session:
         if not record_claimed_outcome(session, OutboxEmail, email.id, email.attempt, values):
             log.warning("email %s: claim was lost before the outcome was recorded", email.id)
@@ -299,11 +314,16 @@ def _opened(email: ClaimedEmail, keyring: Keyring | None) -> ClaimedEmail:
 
 
 def _attempt(
-    backend: MailBackend, email: ClaimedEmail, mail_from: str, now: datetime, report: DeliveryReport
+    backend: MailBackend,
+    email: ClaimedEmail,
+    sender: tuple[str, str | None],
+    now: datetime,
+    report: DeliveryReport,
 ) -> dict[str, Any]:
-    """Send one email; returns the column values that record the outcome."""
+    """Send one email from `sender` (From, Reply-To); returns the column values of the outcome."""
+    mail_from, reply_to = sender
     try:
-        where = backend.send(build_message(email, mail_from, now))
+        where = backend.send(build_message(email, mail_from, now, reply_to))
     except PermanentMailError as exc:
         report.failed += 1
         log.error("email %s (%s) failed permanently: %s", email.id, email.kind, exc)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, RadioField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
+from verifier.core.brand import BRAND_FIELDS
 from verifier.core.sampling import format_rate, parse_rate
 from verifier.core.settings import RANGES
 from verifier.errors import ValidationError as DomainValidationError
@@ -210,3 +212,23 @@ class SettingsForm(FlaskForm):
             on = switch is None or self[switch].data
             values[name] = parse_whole(self[name].data) if on else None
         return values
+
+
+class BrandForm(FlaskForm):
+    """What customers see of the shop; the domain (verifier.core.brand) checks each field."""
+
+    shop_name = StringField("Shop name")
+    support_email = StringField("Support email")
+    support_url = StringField("Support web page")
+    sender_name = StringField("Email sender name")
+    reply_to = StringField("Reply-to address")
+    logo = FileField("Logo")
+    remove_logo = BooleanField("Remove the logo")
+    save = SubmitField("Save brand")
+
+    def fill(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self[name].data = value
+
+    def values(self) -> dict[str, str]:
+        return {name: self[name].data or "" for name in BRAND_FIELDS}

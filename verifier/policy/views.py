@@ -5,14 +5,24 @@ POST /admin/settings/           "Preview" replays the last 30 days and backtests
                                 window; "Save" adds a version (a change that destroys or
                                 exposes something first needs its confirmation box ticked)
 GET  /admin/settings/history    every version: who, when, why, and what changed
+GET  /admin/settings/brand      what customers see of the shop: name, logo, contact, sender
+POST /admin/settings/brand      save it (audited); the logo is re-encoded before it is kept
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
+from verifier.core.brand import (
+    brand_values,
+    load_brand,
+    reencode_logo,
+    save_brand,
+    validate_brand,
+)
 from verifier.core.policies import current_policy
 from verifier.db import get_session
 from verifier.errors import ConflictError, ValidationError
@@ -26,7 +36,7 @@ from verifier.policy.changes import (
     policy_values,
 )
 from verifier.policy.consequences import confirmation_token, consequences_of
-from verifier.policy.forms import SettingsForm
+from verifier.policy.forms import BrandForm, SettingsForm
 from verifier.policy.preview import preview_policy
 from verifier.web.auth import admin_required, signed_in_staff
 
@@ -132,3 +142,57 @@ def history():
         more=page * HISTORY_PAGE_SIZE < total,
         total=total,
     )
+
+
+def _brand_page(form: BrandForm, status: int = 200):
+    brand = load_brand(get_session(), current_app.config["SHOP_NAME"])
+    return render_template(
+        "policy/brand.html", form=form, brand=brand, mail_from=current_app.config["MAIL_FROM"],
+        link_host=urlsplit(current_app.config["BASE_URL"]).hostname,
+    ), status  # fmt: skip
+
+
+@bp.get("/brand")
+@admin_required
+def brand():
+    form = BrandForm()
+    form.fill(brand_values(get_session()))
+    return _brand_page(form)
+
+
+@bp.post("/brand")
+@admin_required
+def save_brand_view():
+    form = BrandForm()
+    if not form.validate():
+        flash("The form expired. Please try again.", "error")
+        return _brand_page(form, 400)
+    session = get_session()
+    upload = request.files.get("logo")
+    user = signed_in_staff()
+    data = upload.read() if upload and upload.filename else b""
+    errors: dict[str, str] = {}
+    logo = None
+    try:
+        logo = reencode_logo(data) if data else None
+    except ValidationError as exc:
+        errors |= exc.fields
+    try:
+        validate_brand(form.values())
+    except ValidationError as exc:
+        errors |= exc.fields
+    if errors:
+        for name, message in errors.items():
+            form[name].errors = [*form[name].errors, message]
+        flash("Some brand settings need attention; see the messages below.", "error")
+        return _brand_page(form, 422)
+    changed = save_brand(
+        session, form.values(), logo=logo, remove_logo=bool(form.remove_logo.data),
+        actor_label=user.email, actor_id=user.id, now=datetime.now(UTC),
+    )  # fmt: skip
+    if not changed:
+        flash("Nothing changed, so nothing was saved.", "info")
+        return redirect(url_for("settings.brand"), code=303)
+    session.commit()
+    flash("Brand saved: customers see it on their next page or email.", "success")
+    return redirect(url_for("settings.brand"), code=303)

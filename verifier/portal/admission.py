@@ -8,18 +8,19 @@ import re
 import struct
 import zlib
 
+from verifier.core.i18n import N_
 from verifier.errors import UploadRejected
 
 _MIB = 1024 * 1024
 _STREAM_START = re.compile(rb"stream\r?\n")
 
 MESSAGES = {
-    "image_too_sparse": (
+    "image_too_sparse": N_(
         "This file is far too small for the image size it declares ({width} x {height} "
         "pixels), so it is probably damaged or not a real photo. Please take the photo again, "
         "or upload a screenshot or a smaller scan of the document."
     ),
-    "pdf_too_complex": (
+    "pdf_too_complex": N_(
         "This PDF holds far more drawing data than a document page needs, so we can't "
         "process it. Please upload a photo or scan of each page instead, or save the PDF "
         "again with your device's Print to PDF."
@@ -35,7 +36,12 @@ def check_image_cost(
     pixels = width * height
     if pixels > check_above_pixels and size * 1_000_000 < pixels * min_bytes_per_megapixel:
         message = MESSAGES["image_too_sparse"].format(width=width, height=height)
-        raise UploadRejected(message, code="image_too_sparse")
+        error = UploadRejected(message, code="image_too_sparse")
+        error.template, error.details = (
+            MESSAGES["image_too_sparse"],
+            {"width": width, "height": height},
+        )
+        raise error
 
 
 def check_pdf_cost(data: bytes, budget: int) -> None:

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
+from verifier.core.i18n import N_
 from verifier.core.settings import Settings
 from verifier.errors import UploadRejected
 from verifier.models import Document
@@ -34,10 +35,10 @@ def parse_boxes(raw: str | None) -> dict[str, list[Box]]:
         data = json.loads(raw or "{}")
         boxes = {str(doc_id): [_box(b) for b in items] for doc_id, items in dict(data).items()}
     except (ValueError, TypeError) as exc:
-        raise UploadRejected("The covered areas could not be read. Please try again.",
+        raise UploadRejected(N_("The covered areas could not be read. Please try again."),
                              code="bad_boxes") from exc  # fmt: skip
     if sum(len(b) for b in boxes.values()) > MAX_BOXES:
-        raise UploadRejected("Too many covered areas. Please start again.", code="bad_boxes")
+        raise UploadRejected(N_("Too many covered areas. Please start again."), code="bad_boxes")
     return boxes
 
 
@@ -81,10 +82,10 @@ def cover_documents(
     """
     case = load_case(session, case_id, for_update=True)
     if case.status not in OPEN_FOR_UPLOAD or kind not in CARD_KINDS:
-        raise UploadRejected("There is nothing to cover here now.", code="case_closed")
+        raise UploadRejected(N_("There is nothing to cover here now."), code="case_closed")
     docs = portal_state(session, case_id, settings).uploaded.get(kind, [])
     if not docs or set(boxes) - {d.id for d in docs}:
-        raise UploadRejected("Upload the card photo first.", code="no_file")
+        raise UploadRejected(N_("Upload the card photo first."), code="no_file")
     painted = any(boxes.values())
     written, stale = [], []
     try:

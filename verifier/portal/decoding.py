@@ -26,6 +26,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 from PIL import Image, ImageFilter, ImageStat
 
+from verifier.core.i18n import N_
 from verifier.errors import UploadRejected
 from verifier.portal import admission, cardmask
 
@@ -127,60 +128,63 @@ class ProcessedUpload:
 
 def reject(code: str, **details: object) -> UploadRejected:
     """Return the UploadRejected for ``code`` with its customer-facing message."""
-    return UploadRejected(_MESSAGES[code].format(**details), code=code)
+    error = UploadRejected(_MESSAGES[code].format(**details), code=code)
+    # The portal translates the template and fills it again (verifier.portal.views).
+    error.template, error.details = _MESSAGES[code], details
+    return error
 
 
 _MESSAGES = {
-    "empty_file": "The file is empty. Please choose the photo or PDF again and re-upload it.",
-    "too_large": (
+    "empty_file": N_("The file is empty. Please choose the photo or PDF again and re-upload it."),
+    "too_large": N_(
         "This file is too large (the limit is {megabytes} MB). Please upload a smaller "
         "photo, or a PDF under {megabytes} MB."
     ),
-    "type_not_allowed": (
+    "type_not_allowed": N_(
         "This type of file isn't accepted. Please upload a photo (JPEG, PNG, WebP or HEIC) "
         "or a PDF."
     ),
-    "too_many_pixels": (
+    "too_many_pixels": N_(
         "This image has too many pixels for us to process. Please upload a smaller photo, "
         "or a screenshot of the document."
     ),
-    "unreadable": (
+    "unreadable": N_(
         "We couldn't read this file; it may be damaged or incomplete. Please take the photo "
         "again (or save the file again) and re-upload it."
     ),
-    "pdf_encrypted": (
+    "pdf_encrypted": N_(
         "This PDF is password-protected. Please upload a copy without a password, "
         "or a photo or screenshot of the document."
     ),
-    "too_many_pages": (
+    "too_many_pages": N_(
         "This PDF has more pages than we accept. Please upload only the pages we asked for "
         "(at most {pages}), or a photo of each page."
     ),
-    "decoder_limit": (
+    "decoder_limit": N_(
         "We're already processing several of your files. Please wait until they finish, "
         "then send this one again; nothing is wrong with it."
     ),
-    "decoder_busy": (
+    "decoder_busy": N_(
         "We're processing a lot of files right now. Please wait a moment and send this one "
         "again; nothing is wrong with it."
     ),
-    "decoder_failed": (
+    "decoder_failed": N_(
         "We couldn't process this file. Please try again, or upload a different photo or "
         "a PDF of the document."
     ),
-    "masking_unavailable": (
+    "masking_unavailable": N_(
         "We can't take documents right now because of a problem on our side. Nothing is "
         "wrong with your file; please try again later."
     ),
 }
 
 _WARNINGS = {
-    "too_small": (
+    "too_small": N_(
         "This image is quite small, so the details may be hard to read. If you can, "
         "upload a larger photo or scan."
     ),
-    "too_dark": "This image looks very dark. If you can, take the photo again in better light.",
-    "blurry": (
+    "too_dark": N_("This image looks very dark. If you can, take the photo again in better light."),
+    "blurry": N_(
         "This image looks blurry. If you can, take the photo again with the document in "
         "focus, holding the camera steady."
     ),

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import Length, Optional
 
+from verifier.core.i18n import N_
+
 
 class SubmitForm(FlaskForm):
     """A button that only needs its CSRF token (send documents, show QR code)."""
@@ -12,5 +14,8 @@ class SubmitForm(FlaskForm):
 class DeclineForm(FlaskForm):
     reason = TextAreaField(
         "Why would you rather not verify? (optional)",
-        validators=[Optional(), Length(max=1000, message="Please keep it under 1000 characters.")],
+        validators=[
+            Optional(),
+            Length(max=1000, message=N_("Please keep it under 1000 characters.")),
+        ],
     )

@@ -12,6 +12,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from verifier.core.audit import record_event
+from verifier.core.brand import load_brand
 from verifier.core.cases import change_status
 from verifier.core.outbox import queue_email
 from verifier.core.settings import Settings
@@ -186,6 +187,7 @@ def _queue_link_email(
         expires_at=invitation.expires_at,
         portal=portal,
         settings=settings,
+        brand=load_brand(session, portal.shop_name),
     )
     # The bodies hold the raw link token: sealed until the worker sends them.
     binding = email_body_binding(case.id, kind)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from verifier.core.brand import load_brand
 from verifier.core.outbox import queue_email
 from verifier.core.settings import settings_from
 from verifier.models import APPROVED, REJECTED, OutboxEmail, SamplingPolicy, VerificationCase
@@ -28,7 +29,8 @@ def queue_receipt(
     session: Session, case: VerificationCase, kind: str, *, portal: PortalContext, now: datetime
 ) -> OutboxEmail:
     """Queue the case's receipt of `kind` (ARRIVAL or OUTCOME) in the caller's transaction."""
-    email = render_receipt(kind, case=case, order=case.order, portal=portal)
+    brand = load_brand(session, portal.shop_name)
+    email = render_receipt(kind, case=case, order=case.order, portal=portal, brand=brand)
     binding = email_body_binding(case.id, kind)
     text, html = (seal(portal.keyring, EMAIL_BODY_PURPOSE, body, binding)
                   for body in (email.text, email.html))  # fmt: skip

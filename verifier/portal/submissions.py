@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from verifier.core.audit import record_event
 from verifier.core.cases import change_status
+from verifier.core.i18n import N_
 from verifier.core.settings import REQUIRED_SETS, Settings, is_complete
 from verifier.errors import ConflictError, UploadRejected
 from verifier.models import (
@@ -33,19 +34,19 @@ CARD_KINDS = ("card_front", "card_back")
 PENDING_COVER = "pending"
 COVER_STATES = (PENDING_COVER, "painted", "preview", "declared")
 KIND_LABELS = {
-    "card_front": "Front of the card",
-    "card_back": "Back of the card",
-    "photo_id": "Photo ID (driving licence or passport)",
-    "proof_of_address": "Proof of address",
+    "card_front": N_("Front of the card"),
+    "card_back": N_("Back of the card"),
+    "photo_id": N_("Photo ID (driving licence or passport)"),
+    "proof_of_address": N_("Proof of address"),
 }
 
 
 COVER_REQUIRED = {
-    "card_front": (
+    "card_front": N_(
         "Please confirm that all but the last four digits of the card number are covered "
         "(tick the box), then upload the photo again."
     ),
-    "card_back": (
+    "card_back": N_(
         "Please confirm that the security code and all but the last four digits are covered "
         "(tick the box), then upload the photo again."
     ),
@@ -98,7 +99,7 @@ def load_case(session: Session, case_id: int, *, for_update: bool = False) -> Ve
         query = query.with_for_update()
     case = session.scalar(query)
     if case is None:
-        raise ConflictError("This verification no longer exists.")
+        raise ConflictError(N_("This verification no longer exists."))
     return case
 
 
@@ -147,18 +148,22 @@ def check_can_upload(
     """Raise UploadRejected (status 409/429) unless the case takes this kind of document now."""
     if case.status not in OPEN_FOR_UPLOAD:
         raise UploadRejected(
-            "Your documents have already been sent; nothing more is needed now.",
+            N_("Your documents have already been sent; nothing more is needed now."),
             code="case_closed",
         )
     state_kinds = allowed_kinds(portal_state(session, case.id, settings))
     if kind not in state_kinds:
-        raise UploadRejected("This document is not needed for your order.", code="kind_not_needed")
+        raise UploadRejected(
+            N_("This document is not needed for your order."), code="kind_not_needed"
+        )
     count = session.scalar(select(func.count(Document.id)).where(Document.case_id == case.id))
     assert count is not None  # COUNT with no GROUP BY returns one row
     if count >= settings.max_uploads_per_case:
         raise UploadRejected(
-            "You have uploaded the most files we accept for one order. "
-            "Please contact the shop if you still need to send something.",
+            N_(
+                "You have uploaded the most files we accept for one order. "
+                "Please contact the shop if you still need to send something."
+            ),
             code="too_many_uploads",
         )
 
@@ -270,10 +275,12 @@ def submit_documents(session: Session, case_id: int, *, settings: Settings, now:
     if not state.complete:
         if state.waiting_for_cover:
             raise ConflictError(
-                "Cover the numbers on your card photo first (paint over them on the preview "
-                "and confirm), then send again."
+                N_(
+                    "Cover the numbers on your card photo first (paint over them on the preview "
+                    "and confirm), then send again."
+                )
             )
-        raise ConflictError("Some documents are still missing; add them, then send again.")
+        raise ConflictError(N_("Some documents are still missing; add them, then send again."))
     case.submitted_at = now
     change_status(session, case, IN_REVIEW, actor_type="customer", actor_id=f"case:{case_id}",
                   now=now, details={"documents": sorted(state.uploaded)})  # fmt: skip
@@ -286,7 +293,7 @@ def decline_verification(session: Session, case_id: int, reason: str, *, now: da
     if case.status == DECLINED:
         return False
     if case.status not in OPEN_FOR_UPLOAD:
-        raise ConflictError("Your documents have already been sent, so this can't be changed.")
+        raise ConflictError(N_("Your documents have already been sent, so this can't be changed."))
     case.declined_reason = reason.strip()[:1000] or None
     change_status(session, case, DECLINED, actor_type="customer", actor_id=f"case:{case_id}",
                   now=now)  # fmt: skip

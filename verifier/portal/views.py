@@ -23,11 +23,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from verifier.core.i18n import N_, format_day, format_money, format_when
 from verifier.core.policies import current_settings
 from verifier.core.settings import REQUIRED_SETS
-from verifier.core.wording import format_amount
 from verifier.db import get_session
 from verifier.errors import ConflictError, StorageFull, UploadRejected
 from verifier.models import DOCUMENT_KINDS, UploadLink
@@ -64,6 +66,7 @@ from verifier.portal.submissions import (
 from verifier.portal.uploads import accept_upload
 from verifier.vault.storage import Keyring, open_document
 from verifier.web.http import wants_json
+from verifier.web.i18n import customer_locale
 from verifier.web.limits import limiter
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ bp.record_once(
 )
 bp.add_app_template_global(lambda count, kind: masked_line(count, kind), "masked_line")
 
+
 PORTAL_KEY = "portal"
 # The portal session is short-lived: it is renewed while the customer works, and never
 # outlives the link it came from.
@@ -86,7 +90,7 @@ UPLOAD_STATUS = {"case_closed": 409, "too_many_uploads": 429, "too_large": 413,
                  "storage_full": 507, "cover_required": 422}  # fmt: skip
 # A statement or bill often runs to several pages; a card or an ID never needs more than three.
 PDF_PAGES = {"proof_of_address": 6}
-TOO_MANY_PAGES = (
+TOO_MANY_PAGES = N_(
     "This PDF has more pages than we accept in one file (at most {pages}). Please save only "
     "the page that shows your name, address and the date as a PDF (most viewers can print or "
     "export a single page), or take a screenshot or photo of that page, and upload that."
@@ -122,10 +126,11 @@ def _limit_text() -> str:
 def _too_large(_exc: RequestEntityTooLarge):
     """A file over the cap: say the limit and what to do, on the page or in JSON."""
     limit = _limit_text()
-    message = (
-        f"This file is too large: the limit is {limit}. Please send a smaller photo "
+    message = _(
+        "This file is too large: the limit is %(limit)s. Please send a smaller photo "
         "(most phones can take photos at a lower resolution, or send a screenshot), or a PDF "
-        f"under {limit}. Nothing was uploaded."
+        "under %(limit)s. Nothing was uploaded.",
+        limit=limit,
     )
     if wants_json():
         return jsonify({"error": {"code": "too_large", "message": message, "fields": {}}}), 413
@@ -166,6 +171,8 @@ def portal_session_required(view):
             return render_template("portal/invalid.html"), 404
         g.portal_case_id = link.case_id
         g.portal_link_expires = link.expires_at
+        order = link.case.order
+        g.portal_locale, g.portal_timezone = order.locale, order.timezone
         _renew_portal_session(link)
         return view(*args, **kwargs)
 
@@ -188,9 +195,8 @@ def open_link(token: str):
     assert resolution.link is not None  # every outcome but INVALID comes with its link
     if resolution.outcome == EXPIRED_LINK:
         order = resolution.link.case.order
-        return render_template(
-            "portal/expired.html", shop=current_app.config["SHOP_NAME"], reference=order.external_id
-        ), 410
+        g.portal_locale, g.portal_timezone = order.locale, order.timezone
+        return render_template("portal/expired.html", reference=order.external_id), 410
     session.pop(PORTAL_KEY, None)
     _renew_portal_session(resolution.link)
     # 303 to a token-free address: the token leaves the address bar and the history.
@@ -204,17 +210,20 @@ def index():
     settings = current_settings(db)
     state = portal_state(db, g.portal_case_id, settings)
     db.commit()
-    shop = current_app.config["SHOP_NAME"]
     order = state.order
+    locale = customer_locale()
+    submitted = state.case.submitted_at
     context = {
-        "shop": shop,
         "state": state,
         "reference": order.external_id,
-        "placed_on": f"{order.placed_at:%d %B %Y}",
-        "amount": format_amount(order.amount_minor, order.currency),
+        "placed_on": format_day(order.placed_at, locale, order.timezone),
+        "amount": format_money(order.amount_minor, order.currency, locale),
         # The case's deadline, not this browser's link: a phone handed on from a desktop
         # holds a one-hour link, but the case stays open until its emailed link expires.
-        "deadline": active_expiry(db, g.portal_case_id) or g.portal_link_expires,
+        "deadline": format_when(
+            active_expiry(db, g.portal_case_id) or g.portal_link_expires, locale, order.timezone
+        ),
+        "submitted_when": format_when(submitted, locale, order.timezone) if submitted else "",
         "fingerprint": _fingerprint(state),
     }
     if not state.open_for_upload:
@@ -230,8 +239,8 @@ def index():
         required_sets_json=json.dumps(required),
         uploaded_json=json.dumps(sorted(state.uploaded)),
         kinds=kinds,
-        labels=KIND_LABELS,
-        requirements=requirement_lines(state.requirement),
+        labels={kind: _(label) for kind, label in KIND_LABELS.items()},
+        requirements=[_(line) for line in requirement_lines(state.requirement)],
         submit_form=SubmitForm(),
         max_mb=_max_mb(),
         card_kinds=CARD_KINDS,
@@ -270,7 +279,7 @@ def _document_json(kind: str, docs) -> dict:
     return {
         "kind": kind,
         "pages": len(docs),
-        "warnings": [w for d in docs for w in d.quality_warnings],
+        "warnings": [w | {"message": _(w["message"])} for d in docs for w in d.quality_warnings],
         "previews": [url_for("portal.preview", doc_id=d.id, v=d.byte_size) for d in docs],
         "ids": [d.id for d in docs],
         "needs_cover": any(d.cover == PENDING_COVER for d in docs),
@@ -282,16 +291,16 @@ def _document_json(kind: str, docs) -> dict:
 def _refused(kind: str, exc: UploadRejected | StorageFull):
     log.info("upload refused for case %s: %s", g.portal_case_id, exc.code)
     status = UPLOAD_STATUS.get(exc.code, 422)
-    message = exc.message
+    message = refusal_message(exc)
     if exc.code == "too_many_pages":
-        message = TOO_MANY_PAGES.format(pages=pipeline_limits(kind).max_pdf_pages)
+        message = _(TOO_MANY_PAGES).format(pages=pipeline_limits(kind).max_pdf_pages)
     if wants_json():
         answer = jsonify({"error": {"code": exc.code, "message": message, "fields": {}}})
         answer.status_code = status
         if status in (429, 503):
             answer.headers["Retry-After"] = "5"
         return answer
-    flash(f"{KIND_LABELS[kind]}: {message}", "error")
+    flash(f"{_(KIND_LABELS[kind])}: {message}", "error")
     return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
 
 
@@ -306,7 +315,7 @@ def _chosen_file() -> bytes:
             named = named or bool(file.filename)
     if named:
         return b""  # a chosen but empty file: the pipeline says so in its own words
-    raise UploadRejected("Choose a file or take a photo first.", code="no_file")
+    raise UploadRejected(N_("Choose a file or take a photo first."), code="no_file")
 
 
 def _cover_field() -> str | None:
@@ -338,11 +347,12 @@ def upload(kind: str):
         return _refused(kind, exc)
     if wants_json():
         return jsonify({"document": _document_json(kind, docs)}), 201
-    flash(f"{KIND_LABELS[kind]}: received.", "success")
+    label = _(KIND_LABELS[kind])
+    flash(_("%(document)s: received.", document=label), "success")
     if masked := sum(d.auto_masked for d in docs):
-        flash(f"{KIND_LABELS[kind]}: {masked_line(masked, kind)}", "success")
+        flash(f"{label}: {masked_line(masked, kind)}", "success")
     for warning in (w for d in docs for w in d.quality_warnings):
-        flash(f"{KIND_LABELS[kind]}: {warning['message']}", "warning")
+        flash(f"{label}: {_(warning['message'])}", "warning")
     return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
 
 
@@ -360,7 +370,7 @@ def cover(kind: str):
     try:
         if request.form.get("confirmed") != "yes":
             raise UploadRejected(
-                "Please confirm that the numbers are covered (tick the box) first.",
+                N_("Please confirm that the numbers are covered (tick the box) first."),
                 code="cover_required",
             )
         docs = cover_documents(
@@ -373,15 +383,28 @@ def cover(kind: str):
         return _refused(kind, exc)
     if wants_json():
         return jsonify({"document": _document_json(kind, docs)}), 200
-    flash(f"{KIND_LABELS[kind]}: covered.", "success")
+    flash(_("%(document)s: covered.", document=_(KIND_LABELS[kind])), "success")
     return redirect(url_for("portal.index", _anchor=f"slot-{kind}"), code=303)
 
 
 def masked_line(count: int, kind: str) -> str:
     """What the customer is told the server covered on their upload."""
-    what = "security code and numbers" if kind == "card_back" else "card number"
-    return (f"we covered the {what} on your photo ({count} covered"
-            f"{'' if kind == 'card_back' else ', the last four digits left'}).")  # fmt: skip
+    if kind == "card_back":
+        return _("we covered the security code and numbers on your photo (%(num)d covered).",
+                 num=count)  # fmt: skip
+    return ngettext(
+        "we covered the card number on your photo (%(num)d covered, the last four digits left).",
+        "we covered the card numbers on your photo (%(num)d covered, the last four digits left).",
+        count,
+    )
+
+
+def refusal_message(exc: UploadRejected | StorageFull) -> str:
+    """The refusal in the customer's language (the English when it has no translation)."""
+    template = getattr(exc, "template", None)
+    if template is not None:
+        return _(template).format(**getattr(exc, "details", {}))
+    return _(exc.message)
 
 
 @bp.get("/portal/documents/<doc_id>/preview")
@@ -411,14 +434,14 @@ def preview(doc_id: str):
 def submit():
     form = SubmitForm()
     if not form.validate_on_submit():
-        flash("The form expired. Please try again.", "error")
+        flash(_("The form expired. Please try again."), "error")
         return redirect(url_for("portal.index"), code=303)
     db = get_session()
     try:
         sent = submit_documents(db, g.portal_case_id, settings=current_settings(db), now=_now())
     except ConflictError as exc:
         db.rollback()
-        flash(exc.message, "error")
+        flash(_(exc.message), "error")
         return redirect(url_for("portal.index"), code=303)
     if sent:
         queue_receipt(db, load_case(db, g.portal_case_id), ARRIVAL,
@@ -442,16 +465,13 @@ def decline():
             decline_verification(db, g.portal_case_id, form.reason.data or "", now=_now())
         except ConflictError as exc:
             db.rollback()
-            flash(exc.message, "error")
+            flash(_(exc.message), "error")
             return redirect(url_for("portal.index"), code=303)
         db.commit()
         return redirect(url_for("portal.index"), code=303)
     case = load_case(db, g.portal_case_id)
     db.commit()
-    return render_template(
-        "portal/decline.html", form=form, shop=current_app.config["SHOP_NAME"],
-        reference=case.order.external_id,
-    )  # fmt: skip
+    return render_template("portal/decline.html", form=form, reference=case.order.external_id)
 
 
 @bp.post("/portal/handoff")
@@ -471,5 +491,6 @@ def handoff():
     # A standalone SVG data URI (with its namespace), so an <img> can show it under the CSP.
     qr_src = segno.make(url, error="m").svg_data_uri(scale=6, dark="#14213d", light="#ffffff")
     return render_template(
-        "portal/handoff.html", qr_src=qr_src, url=url, expires=expires, fingerprint=fingerprint
-    )
+        "portal/handoff.html", qr_src=qr_src, url=url, fingerprint=fingerprint,
+        expires=format_when(expires, customer_locale(), case.order.timezone) if expires else None,
+    )  # fmt: skip

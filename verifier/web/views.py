@@ -1,8 +1,9 @@
 """The landing page: what this server is and where each kind of user goes."""
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, Response, abort, current_app, render_template
 
-from verifier.db import get_engine
+from verifier.core.brand import load_logo
+from verifier.db import get_engine, get_session
 from verifier.web.health import check_database, check_uploads
 
 bp = Blueprint("home", __name__)
@@ -35,3 +36,16 @@ def readyz():
     status = 200 if body["status"] == "ready" else 503
     headers = {"Retry-After": "5"} if status == 503 else {}
     return body, status, headers
+
+
+@bp.get("/brand/logo/<digest>.png")
+def logo(digest: str):
+    """The shop's logo: a re-encoded PNG, public (it is on pages shown before any link)."""
+    data = load_logo(get_session(), digest)
+    if data is None:
+        abort(404)
+    response = Response(data, mimetype="image/png")
+    # The digest names these bytes: a new logo gets a new address, so this one never changes.
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
