@@ -183,6 +183,11 @@ class SamplingPolicy(Base):
     # Every other admin setting of this version (document requirement, link lifetime,
     # retention, four-eyes, ...); keys and defaults live in verifier.core.settings.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The admin's ordered rules and currency rates, as JSON (verifier.core.rules).
+    rules: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    currency_rates: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_by_label: Mapped[str] = mapped_column(String(254))
