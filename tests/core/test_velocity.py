@@ -93,10 +93,18 @@ def test_counts_stop_at_the_largest_number_a_rule_tests(db_session):
 
 
 def test_intake_forces_review_on_velocity_and_names_the_rule(client, auth, db_session):
-    rules = [{"name": "Three a day", "action": "review",
-              "conditions": [{"type": "velocity", "key": "email", "hours": 24, "at_least": 3}]},
-             {"name": "Mark example.com", "action": "tag",
-              "conditions": [{"type": "email_domain", "op": "in", "values": ["example.com"]}]}]
+    rules = [
+        {
+            "name": "Three a day",
+            "action": "review",
+            "conditions": [{"type": "velocity", "key": "email", "hours": 24, "at_least": 3}],
+        },
+        {
+            "name": "Mark example.com",
+            "action": "tag",
+            "conditions": [{"type": "email_domain", "op": "in", "values": ["example.com"]}],
+        },
+    ]
     create_policy_version(db_session, changes={"rate_bp": 0, "rules": rules}, reason="test",
                           actor_label="test", actor_id=None, now=datetime.now(UTC))  # fmt: skip
     db_session.commit()
@@ -118,10 +126,18 @@ def test_intake_forces_review_on_velocity_and_names_the_rule(client, auth, db_se
 
 
 def test_intake_exempts_by_rule_and_converts_currencies(client, auth, db_session):
-    rules = [{"name": "Big in EUR", "action": "review",
-              "conditions": [{"type": "amount", "op": ">=", "amount": "500"}]},
-             {"name": "Staff", "action": "exempt",
-              "conditions": [{"type": "email", "op": "in", "values": ["alice@example.com"]}]}]
+    rules = [
+        {
+            "name": "Big in EUR",
+            "action": "review",
+            "conditions": [{"type": "amount", "op": ">=", "amount": "500"}],
+        },
+        {
+            "name": "Staff",
+            "action": "exempt",
+            "conditions": [{"type": "email", "op": "in", "values": ["alice@example.com"]}],
+        },
+    ]
     create_policy_version(
         db_session, changes={"rate_bp": 10_000, "rules": rules,
                              "currency_rates": {"base": "EUR", "rates": {"USD": "0.5"}}},

@@ -454,5 +454,5 @@ def describe_condition(condition: Mapping[str, Any]) -> str:
         return f"{LIST_TYPES[kind].lower()} {op} {shown}"
     if kind in FLAG_TYPES:
         return FLAG_TYPES[kind].lower()
-    key = condition["key"].replace("_", " ")
-    return f"at least {condition['at_least']} orders with the same {key} in {condition['hours']} hours"
+    key, hours = condition["key"].replace("_", " "), condition["hours"]
+    return f"at least {condition['at_least']} orders with the same {key} in {hours} hours"

@@ -42,7 +42,7 @@ def _statement(kinds: tuple[str, ...], before_id: bool) -> Any:
     parts = []
     for n, kind in enumerate(kinds):
         column = getattr(Order, VELOCITY_KEYS[kind])
-        since = bindparam(f"since{n}")
+        since: Any = bindparam(f"since{n}")
         first_id = (
             select(Order.id)
             .where(Order.created_at >= since)
@@ -81,7 +81,7 @@ def velocity_facts(
     """
     needs = policy.velocity_needs
     facts: dict[tuple[str, int], int] = {}
-    kinds = []
+    kinds: list[str] = []
     params: dict[str, Any] = {"now": now}
     if before_id is not None:
         params["before_id"] = before_id
