@@ -16,6 +16,7 @@ from verifier.core.policies import PolicyCache
 from verifier.insight.views import bp as dashboard_bp
 from verifier.intake.views import bp as api_bp
 from verifier.notify.views import bp as webhooks_bp
+from verifier.policy.rule_views import bp as rules_bp
 from verifier.policy.views import bp as settings_bp
 from verifier.portal.views import UPLOAD_OVERHEAD_BYTES
 from verifier.portal.views import bp as portal_bp
@@ -109,6 +110,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(rules_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(quality_bp)
     app.register_blueprint(review_bp)
