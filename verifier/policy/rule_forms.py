@@ -21,7 +21,7 @@ from verifier.core.rules import (
 from verifier.errors import ValidationError as DomainValidationError
 from verifier.policy.changes import MAX_REASON_LENGTH
 
-LIST_OPS = [("in", "is one of"), ("not_in", "is none of")]
+LIST_OPS = [SelectChoice("in", "is one of"), SelectChoice("not_in", "is none of")]
 # List conditions on the form: field name -> (condition type, one per line rather than commas).
 LIST_FIELDS = {
     "billing_country": ("billing_country", False),
@@ -57,7 +57,7 @@ class RuleForm(FlaskForm):
         validate_choice=False,
     )
     amount_op = SelectField(
-        "Amount is", choices=[(op, op) for op in AMOUNT_OPS], validate_choice=False
+        "Amount is", choices=[SelectChoice(op, op) for op in AMOUNT_OPS], validate_choice=False
     )
     amount = StringField("Amount")
     amount_currency = StringField("Currency")
@@ -79,8 +79,10 @@ class RuleForm(FlaskForm):
     address_mismatch = BooleanField("The shipping address differs from the billing address")
     velocity_key = SelectField(
         "Orders with the same",
-        choices=[("", "(no velocity condition)")]
-        + [(k, VELOCITY_LABELS[k]) for k in VELOCITY_KEYS],
+        choices=[
+            SelectChoice("", "(no velocity condition)"),
+            *(SelectChoice(k, VELOCITY_LABELS[k]) for k in VELOCITY_KEYS),
+        ],
         validate_choice=False,
     )
     velocity_hours = StringField("Within the last (hours)")
@@ -104,12 +106,18 @@ class RuleForm(FlaskForm):
                 field.errors.append(exc.message)
 
         if (self.amount.data or "").strip() or (self.amount_currency.data or "").strip():
-            check({"type": "amount", "op": self.amount_op.data, "amount": self.amount.data or "",
-                   "currency": self.amount_currency.data}, self.amount)  # fmt: skip
+            amount = {
+                "type": "amount",
+                "op": self.amount_op.data or ">=",
+                "amount": self.amount.data or "",
+                "currency": self.amount_currency.data,
+            }
+            check(amount, self.amount)
         for name, (kind, per_line) in LIST_FIELDS.items():
             values = _split(self[name].data, per_line)
             if values:
-                check({"type": kind, "op": self[f"{name}_op"].data, "values": values}, self[name])
+                op = self[f"{name}_op"].data or "in"
+                check({"type": kind, "op": op, "values": values}, self[name])
         if self.name_mismatch.data:
             conditions.append({"type": "name_mismatch"})
         if self.address_mismatch.data:
