@@ -9,8 +9,11 @@ BIG = {
     "action": "review",
     "conditions": [{"type": "amount", "op": ">", "amount": "500", "currency": "EUR"}],
 }
-TRUSTED = {"name": "Trusted", "action": "exempt",
-           "conditions": [{"type": "email_domain", "op": "in", "values": ["shop.test"]}]}  # fmt: skip
+TRUSTED = {
+    "name": "Trusted",
+    "action": "exempt",
+    "conditions": [{"type": "email_domain", "op": "in", "values": ["shop.test"]}],
+}
 
 
 def _policy(db_session):
