@@ -5,12 +5,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from tests.factories import order_payload
+from verifier.core.cases import case_event_data
 from verifier.core.linkkeys import link_keys
 from verifier.core.policies import create_policy_version
 from verifier.core.rules import compile_rules
 from verifier.core.sampling import Policy
 from verifier.core.velocity import key_values, velocity_facts
-from verifier.models import Order, SamplingDecision
+from verifier.models import Order, SamplingDecision, VerificationCase
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -151,3 +152,37 @@ def test_intake_exempts_by_rule_and_converts_currencies(client, auth, db_session
         external_id="EX-2", amount="1000.00", currency="USD")).get_json()  # fmt: skip
     assert (big["decision"]["flagged"], big["decision"]["reason"]) == (True, "Big in EUR")
     assert big["decision"]["rules_matched"] == ["Big in EUR", "Staff"]
+
+
+def test_the_case_page_and_the_webhook_name_every_matched_rule(
+    client, auth, db_session, reviewer, login
+):
+    rules = [
+        {
+            "name": "Watch example.com",
+            "action": "tag",
+            "conditions": [{"type": "email_domain", "op": "in", "values": ["example.com"]}],
+        },
+        {
+            "name": "Visa over 100",
+            "action": "review",
+            "conditions": [
+                {"type": "card_brand", "op": "in", "values": ["visa"]},
+                {"type": "amount", "op": ">", "amount": "100", "currency": "EUR"},
+            ],
+        },
+    ]
+    create_policy_version(db_session, changes={"rate_bp": 0, "rules": rules}, reason="test",
+                          actor_label="test", actor_id=None, now=datetime.now(UTC))  # fmt: skip
+    db_session.commit()
+    body = client.post("/api/v1/orders", json=order_payload(external_id="TAG-1"),
+                       headers=auth).get_json()  # fmt: skip
+    assert body["decision"]["reason"] == "Visa over 100"
+    db_session.rollback()
+    case = db_session.get(VerificationCase, body["case"]["id"])
+    # What every case.status_changed webhook carries.
+    assert case_event_data(case)["rules_matched"] == ["Watch example.com", "Visa over 100"]
+    login(client, reviewer)
+    page = client.get(f"/review/cases/{body['case']['id']}").get_data(as_text=True)
+    assert "Rule: Visa over 100" in page
+    assert "Rules matched as well: Watch example.com" in page
