@@ -10,7 +10,7 @@ from functools import cached_property
 from verifier.core.rules import REVIEW, TAG, OrderFacts, Rule
 from verifier.errors import ValidationError
 
-__all__ = ["Decision", "OrderFacts", "Policy", "draw_sample", "matched_rules"]
+__all__ = ["Decision", "OrderFacts", "Policy", "draw_sample", "matched_rules", "rule_outcome"]
 
 DRAW_SPACE = 10_000  # draws are uniform in [0, 10000): one step per hundredth of a percent
 DEFAULT_RATE_BP = 500  # 5.00 %
@@ -124,6 +124,13 @@ def _evaluate(policy: Policy, order: OrderFacts) -> tuple[tuple[str, ...], Rule 
             if deciding is None and rule.action != TAG:
                 deciding = rule
     return tuple(matched), deciding
+
+
+def rule_outcome(policy: Policy, order: OrderFacts) -> tuple[tuple[str, ...], str | None]:
+    """The matching rules' names, and the action that decides (REVIEW, EXEMPT, or None when
+    only the random draw does): what a replay needs without drawing."""
+    matched, deciding = _evaluate(policy, order)
+    return matched, deciding.action if deciding is not None else None
 
 
 def matched_rules(policy: Policy, order: OrderFacts) -> tuple[str, ...]:
