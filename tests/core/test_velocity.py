@@ -8,6 +8,7 @@ from tests.factories import order_payload
 from verifier.core.cases import case_event_data
 from verifier.core.linkkeys import link_keys
 from verifier.core.policies import create_policy_version
+from verifier.core.rollups import day_counts
 from verifier.core.rules import compile_rules
 from verifier.core.sampling import Policy
 from verifier.core.velocity import key_values, velocity_facts
@@ -186,3 +187,30 @@ def test_the_case_page_and_the_webhook_name_every_matched_rule(
     page = client.get(f"/review/cases/{body['case']['id']}").get_data(as_text=True)
     assert "Rule: Visa over 100" in page
     assert "Rules matched as well: Watch example.com" in page
+
+
+def test_the_daily_rollup_counts_an_admin_rule_as_a_rule(client, auth, db_session):
+    rules = [
+        {
+            "name": "Visa",
+            "action": "review",
+            "conditions": [{"type": "card_brand", "op": "in", "values": ["visa"]}],
+        },
+        {
+            "name": "Spare amex",
+            "action": "exempt",
+            "conditions": [{"type": "card_brand", "op": "in", "values": ["amex"]}],
+        },
+    ]
+    create_policy_version(db_session, changes={"rate_bp": 10_000, "rules": rules},
+                          reason="test", actor_label="test", actor_id=None,
+                          now=datetime.now(UTC))  # fmt: skip
+    db_session.commit()
+    for n, brand in enumerate(("visa", "amex", "visa")):
+        payload = order_payload(external_id=f"ROLL-{n}")
+        payload["card"] = payload["card"] | {"brand": brand}
+        assert client.post("/api/v1/orders", json=payload, headers=auth).status_code == 201
+    db_session.rollback()
+    today = datetime.now(UTC).date()
+    counts = day_counts(db_session, today, today)[today]
+    assert (counts["received"], counts["flagged_rule"], counts["flagged_random"]) == (3, 2, 0)
