@@ -142,7 +142,13 @@ class OrderFacts:
 
     @cached_property
     def addresses_differ(self) -> bool:
+        if self.billing_address == self.shipping_address:
+            return False  # the usual case, without normalising either
         return address_key(self.billing_address) != address_key(self.shipping_address)
+
+    @cached_property
+    def brand(self) -> str:
+        return fold(self.card_brand)
 
 
 Test = Callable[[OrderFacts], bool]
@@ -346,13 +352,15 @@ def _amount_test(condition: Mapping[str, Any], rates: Rates) -> Test:
     if currency is not None:
         return lambda f: f.currency == currency and compare(f.amount_minor, minor)
     # Converted to the base currency; an order in a currency without a rate never matches.
-    base, per_unit = rates.base, dict(rates.per_unit)
+    # amount x p/q against minor is amount x p against minor x q: whole numbers, exact, fast.
+    scaled = {rates.base: (1, minor)}
+    for code, rate in rates.per_unit.items():
+        p, q = rate.as_integer_ratio()
+        scaled[code] = (p, minor * q)
 
     def converted(f: OrderFacts) -> bool:
-        if f.currency == base:
-            return compare(f.amount_minor, minor)
-        rate = per_unit.get(f.currency)
-        return rate is not None and compare(f.amount_minor * rate, minor)
+        found = scaled.get(f.currency)
+        return found is not None and compare(f.amount_minor * found[0], found[1])
 
     return converted
 
@@ -384,7 +392,7 @@ def _list_test(condition: Mapping[str, Any]) -> Test:
         test = lambda f: not frozen.isdisjoint(f.address_keys)  # noqa: E731
     else:
         brands = frozenset(values)
-        test = lambda f: fold(f.card_brand) in brands  # noqa: E731
+        test = lambda f: f.brand in brands  # noqa: E731
     if condition["op"] == "not_in":
         inner = test
         return lambda f: not inner(f)

@@ -2,10 +2,12 @@
 
 The sampler is pure, so these counts are looked up before it runs and passed in as
 `OrderFacts.velocity`. One statement reads every key a policy needs, each through its
-(key, id) index (verifier.models.LINK_KEY_COLUMNS): the window's first order id is found
-through the `created_at` index, so each key's scan covers only the window, newest first, and
-stops after the largest count any rule tests. Order ids grow with `created_at` (both are set
-at intake), which is what lets the id stand in for the time at the window's far edge.
+(key, id) index (verifier.models.LINK_KEY_COLUMNS): each window's first order id is found
+through the `created_at` index, then each key's scan reads only ids (an index-only scan)
+inside its widest window, newest first, and stops after the largest count any rule tests.
+Order ids grow with `created_at` (both are set at intake), which is what lets an id stand
+for a time: an order stored out of order by a few milliseconds at a window's far edge may
+be counted or missed.
 """
 
 from __future__ import annotations
@@ -37,31 +39,32 @@ def key_values(keys: LinkKeys, ip_address: str | None, device_id: str | None) ->
     }
 
 
+def _first_id(w: int) -> Any:
+    """The id of the first order stored at or after bind parameter since<w>."""
+    return (
+        select(Order.id)
+        .where(Order.created_at >= bindparam(f"since{w}"))
+        .order_by(Order.created_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 @cache
-def _statement(kinds: tuple[str, ...], before_id: bool) -> Any:
-    parts = []
-    for n, kind in enumerate(kinds):
+def _statement(kinds: tuple[tuple[str, int], ...], windows: int, before_id: bool) -> Any:
+    """Rows (-1 - w, first id of window w) for each window, then (n, id) for the newest ids
+    sharing key n within its widest window: index-only reads, whole numbers back."""
+    firsts = [_first_id(w) for w in range(windows)]
+    parts = [select(literal(-1 - w).label("kind"), firsts[w].label("id")) for w in range(windows)]
+    for n, (kind, widest) in enumerate(kinds):
         column = getattr(Order, VELOCITY_KEYS[kind])
-        since: Any = bindparam(f"since{n}")
-        first_id = (
-            select(Order.id)
-            .where(Order.created_at >= since)
-            .order_by(Order.created_at)
-            .limit(1)
-            .scalar_subquery()
-        )
-        inner = select(Order.created_at).where(
-            column == bindparam(f"key{n}"),
-            Order.id >= first_id,
-            Order.created_at >= since,
-            Order.created_at <= bindparam("now"),
-        )
+        inner = select(Order.id).where(column == bindparam(f"key{n}"), Order.id >= firsts[widest])
         if before_id:
             inner = inner.where(Order.id < bindparam("before_id"))
         inner = inner.order_by(column.desc(), Order.id.desc()).limit(bindparam(f"limit{n}"))
         sub = inner.subquery(f"v{n}")
-        parts.append(select(literal(n).label("kind"), sub.c.created_at))
-    return parts[0] if len(parts) == 1 else union_all(*parts)
+        parts.append(select(literal(n).label("kind"), sub.c.id))
+    return union_all(*parts)
 
 
 def velocity_facts(
@@ -77,12 +80,14 @@ def velocity_facts(
     `values` are the order's key values (key_values). For an order not yet stored (intake)
     leave `before_id` out; to replay a stored order (a backtest), pass its id and its
     `created_at` as `now`, so only orders before it count. Counts stop at the largest number
-    any rule tests, which is all a rule can tell apart. Reads only; empty when no rule asks.
+    any rule tests, which is all a rule can tell apart. One statement; none when no rule asks.
     """
     needs = policy.velocity_needs
     facts: dict[tuple[str, int], int] = {}
-    kinds: list[str] = []
-    params: dict[str, Any] = {"now": now}
+    all_hours = sorted({h for windows, _most in needs.values() for h in windows})
+    window_of = {hours: w for w, hours in enumerate(all_hours)}
+    kinds: list[tuple[str, int]] = []
+    params: dict[str, Any] = {f"since{w}": now - timedelta(hours=h) for h, w in window_of.items()}
     if before_id is not None:
         params["before_id"] = before_id
     for kind, (windows, most) in needs.items():
@@ -91,16 +96,23 @@ def velocity_facts(
             facts.update({(kind, hours): 0 for hours in windows})
             continue
         n = len(kinds)
-        kinds.append(kind)
-        params |= {f"key{n}": value, f"since{n}": now - timedelta(hours=max(windows)),
-                   f"limit{n}": max(most - 1, 1)}  # fmt: skip
+        kinds.append((kind, window_of[max(windows)]))
+        params[f"key{n}"] = value
+        params[f"limit{n}"] = max(most - 1, 1)
     if not kinds:
         return facts
-    found: dict[int, list[datetime]] = {n: [] for n in range(len(kinds))}
-    for n, at in session.execute(_statement(tuple(kinds), before_id is not None), params):
-        found[n].append(at)
-    for n, kind in enumerate(kinds):
+    statement = _statement(tuple(kinds), len(all_hours), before_id is not None)
+    firsts: dict[int, int | None] = {}
+    found: dict[int, list[int]] = {n: [] for n in range(len(kinds))}
+    # A Core statement on the connection: none of the ORM's per-statement work.
+    for n, order_id in session.connection().execute(statement, params):
+        if n < 0:
+            firsts[-1 - n] = order_id
+        else:
+            found[n].append(order_id)
+    for n, (kind, _widest) in enumerate(kinds):
         for hours in needs[kind][0]:
-            since = now - timedelta(hours=hours)
-            facts[(kind, hours)] = 1 + sum(1 for at in found[n] if at >= since)
+            first = firsts.get(window_of[hours])
+            inside = 0 if first is None else sum(1 for i in found[n] if i >= first)
+            facts[(kind, hours)] = 1 + inside
     return facts
