@@ -28,10 +28,9 @@ from sqlalchemy.orm import Session
 
 from bench.common import Result, databases, workdir
 from bench.seed import NOW, seed
-from verifier.core.linkkeys import LinkKeys
 from verifier.core.rules import VELOCITY_KEYS, OrderFacts, compile_rules, parse_rates
 from verifier.core.sampling import Policy, draw_sample
-from verifier.core.velocity import key_values, velocity_facts
+from verifier.core.velocity import stored_key_values, velocity_facts
 from verifier.db import make_engine
 from verifier.models import Order
 
@@ -94,9 +93,7 @@ def sample_orders(session: Session) -> list[tuple[OrderFacts, dict[str, Any]]]:
             customer_email=o.customer_email, card_brand=o.card_brand, card_last4=o.card_last4,
             billing_address=o.billing_address, shipping_address=o.shipping_address,
         )  # fmt: skip
-        keys = LinkKeys(o.email_key or "", o.card_key or "", o.billing_key or "",
-                        o.shipping_key or "", o.phone_key)  # fmt: skip
-        out.append((facts, key_values(keys, o.ip_address, o.device_id)))
+        out.append((facts, stored_key_values(o)))
     return out
 
 

@@ -1,5 +1,6 @@
 """Velocity facts from the stored orders' link keys, and intake deciding with them (both DBs)."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -10,8 +11,8 @@ from verifier.core.linkkeys import link_keys
 from verifier.core.policies import create_policy_version
 from verifier.core.rollups import day_counts
 from verifier.core.rules import compile_rules
-from verifier.core.sampling import Policy
-from verifier.core.velocity import key_values, velocity_facts
+from verifier.core.sampling import Policy, draw_sample
+from verifier.core.velocity import key_values, replay_facts, velocity_facts
 from verifier.models import Order, SamplingDecision, VerificationCase
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -214,3 +215,14 @@ def test_the_daily_rollup_counts_an_admin_rule_as_a_rule(client, auth, db_sessio
     today = datetime.now(UTC).date()
     counts = day_counts(db_session, today, today)[today]
     assert (counts["received"], counts["flagged_rule"], counts["flagged_random"]) == (3, 2, 0)
+
+
+def test_a_stored_order_replays_with_the_facts_it_arrived_with(db_session):
+    orders = [_store(db_session, n, NOW - timedelta(hours=5 - n))[0] for n in range(3)]
+    db_session.commit()
+    facts = replay_facts(db_session, _policy(), orders[2])
+    assert facts.velocity[("email", 24)] == 3 and facts.velocity[("email", 1)] == 2
+    assert (facts.currency, facts.card_brand, facts.billing_country) == ("EUR", "visa", "GB")
+    decision = draw_sample(_policy(), facts, random.Random(1))
+    assert decision.reason == "email day"
+    assert decision.rules_matched == ("email day", "email hour")

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from verifier.core.linkkeys import LinkKeys
-from verifier.core.rules import VELOCITY_KEYS
+from verifier.core.rules import VELOCITY_KEYS, OrderFacts
 from verifier.core.sampling import Policy
 from verifier.models import Order
 
@@ -116,3 +116,32 @@ def velocity_facts(
             inside = 0 if first is None else sum(1 for i in found[n] if i >= first)
             facts[(kind, hours)] = 1 + inside
     return facts
+
+
+def stored_key_values(order: Order) -> dict[str, Any]:
+    """A stored order's velocity key values, from the link keys written at intake."""
+    keys = LinkKeys(order.email_key or "", order.card_key or "", order.billing_key or "",
+                    order.shipping_key or "", order.phone_key)  # fmt: skip
+    return key_values(keys, order.ip_address, order.device_id)
+
+
+def replay_facts(session: Session, policy: Policy, order: Order) -> OrderFacts:
+    """A stored order's facts as the sampler saw them when it arrived, velocity included
+    (counting only orders stored before it): what a backtest passes to draw_sample."""
+    velocity = velocity_facts(
+        session, policy, stored_key_values(order), now=order.created_at, before_id=order.id
+    ) if policy.velocity_needs else {}  # fmt: skip
+    return OrderFacts(
+        amount_minor=order.amount_minor,
+        billing_country=(order.billing_address or {}).get("country", ""),
+        shipping_country=(order.shipping_address or {}).get("country", ""),
+        customer_name=order.customer_name,
+        cardholder_name=order.cardholder_name,
+        currency=order.currency,
+        customer_email=order.customer_email,
+        card_brand=order.card_brand,
+        card_last4=order.card_last4,
+        billing_address=order.billing_address or {},
+        shipping_address=order.shipping_address or {},
+        velocity=velocity,
+    )
