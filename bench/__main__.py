@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench import cardmask, history, intake, intake_purge, memory, pages, purge, upload
+from bench import cardmask, history, intake, intake_purge, memory, pages, purge, rules, upload
 from bench.common import Result
 
 
@@ -35,6 +35,7 @@ def main() -> int:
         *intake.run(3 if quick else 10, args.database_url),
         *pages.run([10_000, 100_000] if quick else [100_000, 1_000_000], args.database_url),
         *history.run(100_000 if quick else 1_000_000, args.database_url),
+        *rules.run(100_000 if quick else 1_000_000, args.database_url),
         *purge.run(10_000 if quick else 100_000, args.database_url),
         *intake_purge.run(10_000 if quick else 100_000, 3 if quick else 8, args.database_url),
         *cardmask.run(*((30, 10, 20) if quick else (200, 40, 100))),

@@ -25,6 +25,7 @@ WIRING = {
     "verifier.__main__",
     "verifier.cli",
     "verifier.commands",
+    "verifier.rule_commands",
     "verifier.worker",
 }
 # Flask plumbing every area's pages stand on: it holds no domain code.

@@ -19,6 +19,7 @@ from verifier.intake.connector_views import bp as connectors_bp
 from verifier.intake.integration_views import bp as integrations_bp
 from verifier.intake.views import bp as api_bp
 from verifier.notify.views import bp as webhooks_bp
+from verifier.policy.rule_views import bp as rules_bp
 from verifier.policy.views import bp as settings_bp
 from verifier.portal.views import UPLOAD_OVERHEAD_BYTES
 from verifier.portal.views import bp as portal_bp
@@ -116,6 +117,7 @@ def configure_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(rules_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(quality_bp)
     app.register_blueprint(review_bp)

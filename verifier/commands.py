@@ -1,5 +1,5 @@
-"""The `verifier` commands: migrate, staff users, API keys, sampling rate, CSV import, demo,
-audit verify/export, master-key rotation."""
+"""The `verifier` commands: migrate, staff users, API keys, sampling rate and rules, CSV import,
+demo, audit verify/export, master-key rotation."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from verifier.policy.consequences import consequences_of
 from verifier.policy.preview import preview_policy
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.purge import purge_due_documents
+from verifier.rule_commands import rules_group
 from verifier.staff.accounts import reset_password, reset_two_factor
 from verifier.staff.totp import SEAL_PURPOSE as TOTP_PURPOSE
 from verifier.staff.users import create_user, find_user
@@ -65,6 +66,7 @@ def _fail(exc: VerifierError) -> None:
 
 
 commands = AppGroup("verifier")
+commands.add_command(rules_group)
 
 
 def register_commands(app) -> None:

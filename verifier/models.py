@@ -1,5 +1,5 @@
 """Tables, as SQLAlchemy 2.x typed models; the lifecycle they follow is in DESIGN.md. Some
-live beside their readers: verifier.core.rollups/endpoints/outcomes/brand, verifier.web.passkeys."""
+live beside their readers (verifier.core.rollups, endpoints, outcomes, brand; web.passkeys…)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -136,19 +135,6 @@ class LoginLock(Base):
     last_failure_at: Mapped[datetime]
 
 
-class SavedFilter(Base):
-    """A reviewer's named queue filter: the queue's query string, replayed as a link."""
-
-    __tablename__ = "saved_filters"
-    __table_args__ = (UniqueConstraint("staff_user_id", "name"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
-    name: Mapped[str] = mapped_column(String(60))
-    query: Mapped[str] = mapped_column(String(1000))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
@@ -183,6 +169,11 @@ class SamplingPolicy(Base):
     # Every other admin setting of this version (document requirement, link lifetime,
     # retention, four-eyes, ...); keys and defaults live in verifier.core.settings.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The admin's ordered rules and currency rates, as JSON (verifier.core.rules).
+    rules: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    currency_rates: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_by_label: Mapped[str] = mapped_column(String(254))

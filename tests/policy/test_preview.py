@@ -1,13 +1,15 @@
 """The settings preview: the review load of new settings, replayed on the last 30 days."""
 
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.stats_helpers import NOW, add_order, hours
+from verifier.core.policies import create_policy_version, current_policy
 from verifier.core.settings import Settings
 from verifier.models import APPROVED, REJECTED, AuditEvent, StaffUser
+from verifier.policy.changes import policy_values
 from verifier.policy.preview import DEFAULT_REVIEW_MINUTES, measured_review_minutes, preview_policy
 
 DEFAULTS = {"rate_bp": 500, "amount_threshold_minor": None, "rule_country_mismatch": False,
@@ -107,3 +109,24 @@ def test_measured_review_time_is_the_median_from_claim_to_decision(db_session):
     assert measured.measured
     assert measured.cases == 3
     assert measured.minutes == pytest.approx(6)
+
+
+def test_the_preview_counts_the_rules_in_force_on_both_sides(db_session):
+    now = datetime.now(UTC)
+    rules = [
+        {
+            "name": "Everyone",
+            "action": "review",
+            "conditions": [{"type": "email_domain", "op": "in", "values": ["example.com"]}],
+        }
+    ]
+    create_policy_version(db_session, changes={"rules": rules}, reason="t", actor_label="t",
+                          actor_id=None, now=now)  # fmt: skip
+    for n in range(3):
+        add_order(db_session, at=now - timedelta(days=1, minutes=n))
+    db_session.commit()
+    current = policy_values(current_policy(db_session))
+    proposed = {k: v for k, v in current.items() if k not in ("rules", "currency_rates")}
+    preview = preview_policy(db_session, current=current, proposed=proposed | {"rate_bp": 0},
+                             now=now)  # fmt: skip
+    assert preview.current.rule_forced == preview.proposed.rule_forced == 3

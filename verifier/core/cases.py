@@ -91,6 +91,8 @@ def case_event_data(case: VerificationCase, previous: str | None = None) -> dict
         "status": case.status,
         "previous_status": previous,
         "reason": case.reason,
+        # Every rule the order matched (force review, exempt or tag), in policy order.
+        "rules_matched": list(decision.rules_matched) if (decision := case.order.decision) else [],
         "decision_reason_code": case.decision_reason_code,
         "updated_at": case.updated_at.isoformat(),
     }

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier.core.audit import record_event
+from verifier.core.rules import compile_rules, parse_rates, parse_rules, rates_json
 from verifier.core.sampling import DEFAULT_RATE_BP, Policy, format_rate
 from verifier.core.settings import Settings, settings_from, validate_settings
 from verifier.models import SamplingPolicy
@@ -44,12 +45,14 @@ def current_settings(session: Session) -> Settings:
 
 
 def as_sampler_policy(row: SamplingPolicy) -> Policy:
+    """The version's sampler policy, its rules compiled (once per version: PolicyCache)."""
     return Policy(
         version=row.version,
         rate_bp=row.rate_bp,
         amount_threshold_minor=row.amount_threshold_minor,
         country_mismatch=row.rule_country_mismatch,
         name_mismatch=row.rule_name_mismatch,
+        rules=compile_rules(row.rules or [], parse_rates(row.currency_rates)),
     )
 
 
@@ -112,6 +115,8 @@ def create_policy_version(
         "amount_threshold_minor",
         "rule_country_mismatch",
         "rule_name_mismatch",
+        "rules",
+        "currency_rates",
         "settings",
     }
     unknown = set(changes) - allowed
@@ -129,7 +134,12 @@ def create_policy_version(
             "amount_threshold_minor": base.amount_threshold_minor,
             "rule_country_mismatch": base.rule_country_mismatch,
             "rule_name_mismatch": base.rule_name_mismatch,
+            "rules": list(base.rules or []),
+            "currency_rates": dict(base.currency_rates or {}),
         } | changes
+        # Rules and rates are stored only in their checked, normalised form.
+        fields["rules"] = parse_rules(fields["rules"])
+        fields["currency_rates"] = rates_json(parse_rates(fields["currency_rates"]))
         # Settings changes are partial: keep every setting the change does not name.
         fields["settings"] = dict(base.settings or {}) | validate_settings(
             changes.get("settings", {})

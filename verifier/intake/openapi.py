@@ -120,8 +120,20 @@ _order_out = {
             "type": "object",
             "properties": {
                 "flagged": {"type": "boolean"},
-                "reason": {"type": "string", "enum": list(DECISION_REASONS)},
-                "rules_matched": {"type": "array", "items": {"type": "string"}},
+                "reason": {
+                    "type": "string",
+                    "maxLength": 40,
+                    "examples": list(DECISION_REASONS),
+                    "description": "random, not_selected, repeat_customer_exempt, rule_exempt "
+                    "(a rule spared the random draw), or the name of the rule that forced "
+                    "review: a built-in one or one the admin named.",
+                },
+                "rules_matched": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Every rule the order matched, in policy order, whatever "
+                    "its action (force review, exempt or tag only).",
+                },
                 "policy_version": {"type": "integer"},
                 "rate_percent": {"type": "string"},
                 "draw": {"type": "integer", "minimum": 0, "maximum": 9999},

@@ -15,9 +15,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from verifier.core.audit import record_event
 from verifier.core.cases import open_case
-from verifier.core.linkkeys import link_keys
+from verifier.core.linkkeys import LinkKeys, link_keys
 from verifier.core.policies import PolicyInForce, current_policy
 from verifier.core.sampling import OrderFacts, draw_sample
+from verifier.core.velocity import key_values, velocity_facts
 from verifier.errors import ConflictError
 from verifier.intake.payload import OrderInput
 from verifier.models import APPROVED, CLEARED, Order, SamplingDecision, VerificationCase
@@ -67,6 +68,24 @@ def approved_recently(
     return found is not None
 
 
+def order_facts(data: OrderInput, velocity: dict[tuple[str, int], int]) -> OrderFacts:
+    """What the sampler reads of an incoming order, with its looked-up velocity counts."""
+    return OrderFacts(
+        amount_minor=data.amount_minor,
+        billing_country=data.billing_address["country"],
+        shipping_country=data.shipping_address["country"],
+        customer_name=data.customer_name,
+        cardholder_name=data.cardholder_name,
+        currency=data.currency,
+        customer_email=data.customer_email,
+        card_brand=data.card_brand,
+        card_last4=data.card_last4,
+        billing_address=data.billing_address,
+        shipping_address=data.shipping_address,
+        velocity=velocity,
+    )
+
+
 def _existing(session: Session, data: OrderInput) -> IntakeResult | None:
     order = get_order(session, data.external_id)
     if order is None:
@@ -96,17 +115,20 @@ def submit_order(
     ConflictError when the external id exists with a different payload. Flushes only.
     `policy` is the policy in force when the caller holds it (the API's cache); otherwise it
     is read here. A new cleared order costs three statements: the order, its decision and its
-    audit event (the decision's trigger counts it in the daily rollup).
+    audit event (the decision's trigger counts it in the daily rollup), and one more when a rule
+    counts orders by velocity (verifier.core.velocity).
     """
     if policy is None:
         policy = PolicyInForce.of(current_policy(session))
-    facts = OrderFacts(
-        amount_minor=data.amount_minor,
-        billing_country=data.billing_address["country"],
-        shipping_country=data.shipping_address["country"],
-        customer_name=data.customer_name,
-        cardholder_name=data.cardholder_name,
+    keys = link_keys(
+        email=data.customer_email, card_brand=data.card_brand, card_last4=data.card_last4,
+        cardholder_name=data.cardholder_name, billing_address=data.billing_address,
+        shipping_address=data.shipping_address, phone=data.customer_phone,
+    )  # fmt: skip
+    velocity = velocity_facts(
+        session, policy.sampler, key_values(keys, data.ip_address, data.device_id), now=now
     )
+    facts = order_facts(data, velocity)
     exemption_days = policy.settings.repeat_exemption_days
     repeat_exempt = exemption_days is not None and approved_recently(
         session,
@@ -116,7 +138,7 @@ def submit_order(
         before=now,
     )
     decision = draw_sample(policy.sampler, facts, rng, repeat_exempt=repeat_exempt)
-    order = _insert_new_order(session, data, source=source, now=now)
+    order = _insert_new_order(session, data, keys, source=source, now=now)
     if order is None:
         # The external id is taken (a resend, or a concurrent request that got there first).
         found = _existing(session, data)
@@ -179,7 +201,7 @@ def _order_insert(dialect: str) -> Any:
 
 
 def _insert_new_order(
-    session: Session, data: OrderInput, *, source: str, now: datetime
+    session: Session, data: OrderInput, keys: LinkKeys, *, source: str, now: datetime
 ) -> Order | None:
     """INSERT the order unless its external id exists (one statement, no savepoint); the
     stored row, or None when the id was taken."""
@@ -206,10 +228,6 @@ def _insert_new_order(
         "timezone": data.timezone,
     }
     # The linked history's keys ride in the same INSERT: no extra statement.
-    values |= link_keys(
-        email=data.customer_email, card_brand=data.card_brand, card_last4=data.card_last4,
-        cardholder_name=data.cardholder_name, billing_address=data.billing_address,
-        shipping_address=data.shipping_address, phone=data.customer_phone,
-    ).columns()  # fmt: skip
+    values |= keys.columns()
     statement = _order_insert(session.bind.dialect.name)
     return session.scalars(statement, values).first()

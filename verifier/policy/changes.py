@@ -13,13 +13,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from verifier.core.policies import create_policy_version, current_policy
+from verifier.core.rules import ACTIONS, describe_condition, parse_rates, rates_json
 from verifier.core.sampling import format_rate
 from verifier.core.settings import ALL_FOUR, CARD_OR_ID, settings_from
 from verifier.errors import ConflictError, NotFoundError, ValidationError
 from verifier.models import SamplingPolicy
 
 # The policy's own columns; every other editable value is a field of core.settings.Settings.
-COLUMNS = ("rate_bp", "amount_threshold_minor", "rule_country_mismatch", "rule_name_mismatch")
+COLUMNS = ("rate_bp", "amount_threshold_minor", "rule_country_mismatch", "rule_name_mismatch",
+           "rules", "currency_rates")  # fmt: skip
 MAX_REASON_LENGTH = 500
 
 # Digits with optional thousands separators, then up to two decimals: 1,250.50 or 1250.5.
@@ -83,6 +85,8 @@ FIELDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "quality_sample_percent": ("Quality sample of decisions", lambda v: f"{v} %"),
     "retention_decided_days": ("Keep documents of decided cases", _days),
     "retention_expired_days": ("Keep documents of expired or declined cases", _days),
+    "rules": ("Rules", lambda v: describe_rules(v or [])),
+    "currency_rates": ("Currency rates", lambda v: describe_rates(v or {})),
     "anonymise_after_days": (
         "Anonymise customer details",
         lambda v: "never" if v is None else f"after {_days(v)}",
@@ -107,6 +111,8 @@ class HistoryEntry:
 def policy_values(row: SamplingPolicy) -> dict[str, Any]:
     """Every editable value of a version, flat, with settings defaults filled in."""
     values = {name: getattr(row, name) for name in COLUMNS}
+    values["rules"] = list(row.rules or [])
+    values["currency_rates"] = rates_json(parse_rates(row.currency_rates))
     return values | asdict(settings_from(row.settings))
 
 
@@ -120,8 +126,29 @@ def diff_values(old: dict[str, Any], new: dict[str, Any]) -> tuple[Change, ...]:
     return tuple(
         Change(name, label, fmt(old[name]), fmt(new[name]))
         for name, (label, fmt) in FIELDS.items()
-        if old.get(name) != new.get(name)
+        # A form that does not hold a value (the settings form holds no rules) leaves it be.
+        if name in new and old.get(name) != new[name]
     )
+
+
+def describe_rules(rules: list[dict[str, Any]]) -> str:
+    """A rule list in one line: "none", or "1. Big orders (force review); 2. …"."""
+    if not rules:
+        return "none"
+    return "; ".join(
+        f"{n}. {r['name']} ({ACTIONS.get(r['action'], r['action']).lower()}: "
+        + " and ".join(describe_condition(c) for c in r["conditions"])
+        + ")"
+        for n, r in enumerate(rules, 1)
+    )
+
+
+def describe_rates(rates: dict[str, Any]) -> str:
+    per_unit = rates.get("rates") or {}
+    if not per_unit:
+        return "none"
+    base = rates.get("base", "EUR")
+    return ", ".join(f"1 {code} = {value} {base}" for code, value in sorted(per_unit.items()))
 
 
 def _version(session: Session, version: int) -> SamplingPolicy:

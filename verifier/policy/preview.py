@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier.core.sampling import DRAW_SPACE, OrderFacts, Policy, matched_rules
+from verifier.core.rules import EXEMPT, REVIEW, compile_rules, parse_rates
+from verifier.core.sampling import DRAW_SPACE, OrderFacts, Policy, rule_outcome
 from verifier.insight.stats import median
 from verifier.models import APPROVED, REJECTED, AuditEvent, Order, VerificationCase
 
@@ -111,12 +112,14 @@ def measured_review_minutes(session: Session, *, start: datetime, end: datetime)
 
 
 def _policy(values: dict[str, Any]) -> Policy:
+    # The settings form holds no rules: the rules in force apply on both sides.
     return Policy(
         version=0,
         rate_bp=values["rate_bp"],
         amount_threshold_minor=values["amount_threshold_minor"],
         country_mismatch=values["rule_country_mismatch"],
         name_mismatch=values["rule_name_mismatch"],
+        rules=compile_rules(values.get("rules") or [], parse_rates(values.get("currency_rates"))),
     )
 
 
@@ -157,8 +160,11 @@ def _load(
     exemption_days = values.get("repeat_exemption_days")
     rule_forced = exempt = candidates = 0
     for facts, email, last4, created_at in orders:
-        if matched_rules(policy, facts):
+        action = rule_outcome(policy, facts)[1]
+        if action == REVIEW:
             rule_forced += 1
+        elif action == EXEMPT:
+            continue  # an exempting rule keeps it out of the random draw
         elif exemption_days is not None and approvals.within(
             email, last4, created_at, exemption_days
         ):
@@ -186,6 +192,7 @@ def preview_policy(
 
     `current` and `proposed` are flat policy values (verifier.policy.changes.policy_values).
     """
+    proposed = current | proposed  # what the proposal does not name (the rules) stays as is
     start = now - timedelta(days=days)
     rows = session.execute(
         select(
@@ -197,23 +204,33 @@ def preview_policy(
             Order.customer_email,
             Order.card_last4,
             Order.created_at,
+            Order.currency,
+            Order.card_brand,
         ).where(Order.created_at >= start, Order.created_at < now)
     ).all()
     orders = [
         (
+            # Velocity is not replayed here (no counts): velocity rules count as not matching.
             OrderFacts(
                 amount_minor=amount,
                 billing_country=(billing or {}).get("country", ""),
                 shipping_country=(shipping or {}).get("country", ""),
                 customer_name=customer,
                 cardholder_name=holder,
+                currency=currency,
+                customer_email=email,
+                card_brand=brand,
+                card_last4=last4,
+                billing_address=billing or {},
+                shipping_address=shipping or {},
             ),
             email,
             last4,
             created_at,
         )
-        for amount, billing, shipping, customer, holder, email, last4, created_at in rows
-    ]
+        for (amount, billing, shipping, customer, holder, email, last4, created_at, currency,
+             brand) in rows
+    ]  # fmt: skip
     longest = max(
         (v for v in (current.get("repeat_exemption_days"), proposed.get("repeat_exemption_days"))
          if v is not None),

@@ -6,16 +6,29 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from urllib.parse import urlencode
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from verifier.errors import ValidationError
-from verifier.models import SavedFilter
+from verifier.models import Base, utcnow
 
 # The queue's own arguments; anything else in a saved query string is dropped.
 FILTER_ARGS = ("state", "reason", "q", "sort", "late", "mine", "amount_min", "amount_max")
 MAX_PER_REVIEWER = 20
 MAX_NAME = 60
+
+
+class SavedFilter(Base):
+    """A reviewer's named queue filter: the queue's query string, replayed as a link."""
+
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("staff_user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    query: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def filter_query(args: Mapping[str, str]) -> str:
