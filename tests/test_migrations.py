@@ -17,9 +17,10 @@ EXPRESSION_INDEXES = {"ix_verification_cases_waiting", "ix_verification_cases_qu
 SEARCH_INDEXES = {"sqlite": "orders_search", "postgresql": "ix_orders_search_trgm"}
 TRIGGERS = {
     "sqlite": {"rollup_decision_inserted", "rollup_case_inserted", "rollup_case_moved",
-               "orders_search_inserted", "orders_search_changed", "orders_search_deleted"},
+               "orders_search_inserted", "orders_search_changed", "orders_search_deleted",
+               "audit_chain_follow"},
     "postgresql": {"rollup_decision_inserted", "rollup_case_changed",
-                   "audit_events_append_only"},
+                   "audit_events_append_only", "audit_chain_follow"},
 }  # fmt: skip
 
 
