@@ -121,9 +121,6 @@ def link_pending_events(session: Session) -> int:
     if not rows:
         return 0
     rows.sort(key=lambda r: (r.id is None, r.id or 0))  # flushed ones first, in id order
-    # An event INSERTed with its seq moves the head by trigger (migration 0008); only when the
-    # last one is linked by an UPDATE (flushed earlier) does the head need its own statement.
-    last_is_updated = rows[-1].id is not None
     # The head's lock must be the last one taken (an event INSERTed with its seq takes it by
     # trigger, as its transaction's last statement): write everything else first, so that no
     # transaction holding the head waits for a row lock held by one that wants the head.
@@ -145,10 +142,9 @@ def link_pending_events(session: Session) -> int:
             row.seq = last_seq + offset
             row.prev_hash = prev
             row.hash = prev = event_hash(row, row.seq, row.prev_hash)
-        if last_is_updated:
-            session.execute(
-                update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(hash=prev)
-            )
+        session.execute(
+            update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(hash=prev)
+        )
     return len(rows)
 
 
@@ -178,6 +174,12 @@ _APPEND = {name: _append_statement(name) for name in ("postgresql", "sqlite")}
 _READ_HEAD = Prepared(
     select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == HEAD_ID)
 )
+_TAKE_HEAD = Prepared(
+    update(AuditChainHead)
+    .where(AuditChainHead.id == HEAD_ID)
+    .values(seq=AuditChainHead.seq + 1)
+    .returning(AuditChainHead.seq, AuditChainHead.hash)
+)
 MAX_APPEND_TRIES = 100
 
 
@@ -190,8 +192,9 @@ def append_event(
 
     The only chain statement is the event's own INSERT: `seq` is unique, so when another
     transaction linked an event after `head` was read, ON CONFLICT DO NOTHING inserts nothing
-    (on PostgreSQL after waiting for that transaction), and the head is read again and the
-    hash recomputed. Two events can never share a position (no fork), and the head row follows
+    (on PostgreSQL after waiting for that transaction); then PostgreSQL takes the head's lock
+    (UPDATE ... RETURNING, as the session path does) and SQLite reads the head again, and the
+    hash is recomputed. Two events can never share a position (no fork), and the head row follows
     by trigger. On SQLite the write lock, taken before `head` was read, makes a retry rare.
     Returns False when there is no head row (a new database): link through the session then.
     """
@@ -206,7 +209,13 @@ def append_event(
                                              strict=True))).first()  # fmt: skip
         if inserted is not None:
             return True
-        head = _READ_HEAD.run(conn, {}).first()
+        if conn.dialect.name == "postgresql":
+            # Lost a race: take the head's lock (waiting for the winner's commit) instead of
+            # trying again and again under load; the trigger then stores this event's hash.
+            taken = _TAKE_HEAD.run(conn, {}).first()
+            head = None if taken is None else (taken[0] - 1, taken[1])
+        else:
+            head = _READ_HEAD.run(conn, {}).first()
     raise RuntimeError("could not link an audit event after repeated contention")
 
 

@@ -4,9 +4,15 @@ Revision ID: 0008_audit_chain_trigger
 Revises: 0007_portal_receipts
 Create Date: 2026-12-02 15:00:00
 
-An INSERT of a linked event (seq set) moves `audit_chain_head` to it when it is at or past
-the head: an event inserted with its seq and hash costs no statement of its own for the
-head (verifier.core.audit_chain). Events linked by an UPDATE still move the head in Python.
+An INSERT of a linked event (seq set) past `audit_chain_head` moves the head to it: an event
+inserted with its seq and hash costs no statement of its own for the head
+(verifier.core.audit_chain.append_event). Events linked through the session advance the head
+first and store its hash themselves, so the trigger leaves them alone. On PostgreSQL the
+trigger runs BEFORE the row enters the unique index on seq: every writer takes the head's
+row lock before its place in the chain, the same order as the session path, so the two
+cannot deadlock; and it also stores the hash of an event at the head's seq when this
+transaction advanced the head itself (its xmin), so a writer that lost a race takes the
+head with one UPDATE and needs no second one for its hash.
 """
 
 from alembic import op
@@ -21,19 +27,20 @@ SQLITE_TRIGGER = """
 CREATE TRIGGER audit_chain_follow AFTER INSERT ON audit_events
 WHEN NEW.seq IS NOT NULL BEGIN
     UPDATE audit_chain_head SET seq = NEW.seq, hash = NEW.hash
-    WHERE id = 1 AND seq <= NEW.seq;
+    WHERE id = 1 AND seq < NEW.seq;
 END
 """
 PG_FUNCTION = """
 CREATE FUNCTION audit_chain_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE audit_chain_head SET seq = NEW.seq, hash = NEW.hash
-    WHERE id = 1 AND seq <= NEW.seq;
-    RETURN NULL;
+    WHERE id = 1 AND (seq < NEW.seq
+                      OR (seq = NEW.seq AND xmin = pg_current_xact_id()::xid));
+    RETURN NEW;
 END $$
 """
 PG_TRIGGER = (
-    "CREATE TRIGGER audit_chain_follow AFTER INSERT ON audit_events "
+    "CREATE TRIGGER audit_chain_follow BEFORE INSERT ON audit_events "
     "FOR EACH ROW WHEN (NEW.seq IS NOT NULL) EXECUTE FUNCTION audit_chain_follow()"
 )
 
