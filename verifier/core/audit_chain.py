@@ -6,7 +6,10 @@ hook on every Session takes the chain-head row (`audit_chain_head`, id 1) with a
 on PostgreSQL holds that row's lock until the commit and on SQLite needs the write lock the
 transaction already holds, so two writers can never link to the same predecessor (no fork),
 and the chain order is the commit order. The lock is the last one a transaction takes and is
-held only for its final flush and commit, so it cannot deadlock with row locks taken earlier.
+held only for its final flush and commit, so it cannot deadlock with row locks taken earlier
+(everything but the events is flushed before the head is taken). The intake's hot path links
+its one event with the event's own INSERT instead (`append_event`), the head following by
+trigger (migration 0008).
 
 `verify_chain` re-reads the whole log and names each event that was edited, inserted outside
 the chain, or deleted (a gap in `seq`, or a head that is ahead of the last event).
