@@ -6,7 +6,10 @@ hook on every Session takes the chain-head row (`audit_chain_head`, id 1) with a
 on PostgreSQL holds that row's lock until the commit and on SQLite needs the write lock the
 transaction already holds, so two writers can never link to the same predecessor (no fork),
 and the chain order is the commit order. The lock is the last one a transaction takes and is
-held only for its final flush and commit, so it cannot deadlock with row locks taken earlier.
+held only for its final flush and commit, so it cannot deadlock with row locks taken earlier
+(everything but the events is flushed before the head is taken). The intake's hot path links
+its one event with the event's own INSERT instead (`append_event`), the head following by
+trigger (migration 0008).
 
 `verify_chain` re-reads the whole log and names each event that was edited, inserted outside
 the chain, or deleted (a gap in `seq`, or a head that is ahead of the last event).
@@ -21,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import Connection, bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from verifier.core.prepared import Prepared
 from verifier.models import AuditChainHead, AuditEvent, utcnow
 
 GENESIS = "0" * 64
@@ -120,6 +124,17 @@ def link_pending_events(session: Session) -> int:
     if not rows:
         return 0
     rows.sort(key=lambda r: (r.id is None, r.id or 0))  # flushed ones first, in id order
+    # The head's lock must be the last one taken (an event INSERTed with its seq takes it by
+    # trigger, as its transaction's last statement): write everything else first, so that no
+    # transaction holding the head waits for a row lock held by one that wants the head.
+    unflushed = [r for r in rows if r.id is None]
+    for row in unflushed:
+        session.expunge(row)
+    try:
+        session.flush()
+    finally:
+        for row in unflushed:
+            session.add(row)
     with session.no_autoflush:
         last_seq, prev = _take_head(session, len(rows))
         for offset, row in enumerate(rows, start=1):
@@ -134,6 +149,77 @@ def link_pending_events(session: Session) -> int:
             update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(hash=prev)
         )
     return len(rows)
+
+
+def head_columns() -> tuple[Any, Any]:
+    """SQL for the chain head's (seq, hash), to read it in a query the caller makes anyway."""
+    where = AuditChainHead.id == HEAD_ID
+    return (
+        select(AuditChainHead.seq).where(where).scalar_subquery(),
+        select(AuditChainHead.hash).where(where).scalar_subquery(),
+    )
+
+
+EVENT_FIELDS = ("at", "actor_type", "actor_id", "action", "target_type", "target_id",
+                "details", "seq", "prev_hash", "hash")  # fmt: skip
+
+
+def _append_statement(dialect: str) -> Prepared:
+    return Prepared(
+        _dialect_insert(dialect)(AuditEvent)
+        .values({name: bindparam(name) for name in EVENT_FIELDS})
+        .on_conflict_do_nothing(index_elements=[AuditEvent.seq])
+        .returning(AuditEvent.id)
+    )
+
+
+_APPEND = {name: _append_statement(name) for name in ("postgresql", "sqlite")}
+_READ_HEAD = Prepared(
+    select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == HEAD_ID)
+)
+_TAKE_HEAD = Prepared(
+    update(AuditChainHead)
+    .where(AuditChainHead.id == HEAD_ID)
+    .values(seq=AuditChainHead.seq + 1)
+    .returning(AuditChainHead.seq, AuditChainHead.hash)
+)
+MAX_APPEND_TRIES = 100
+
+
+def append_event(
+    conn: Connection, head: tuple[int, str] | None, *, at: datetime, actor_type: str,
+    actor_id: str | None, action: str, target_type: str | None, target_id: str | None,
+    details: dict[str, Any],
+) -> bool:  # fmt: skip
+    """INSERT one event linked after `head` (seq, hash read earlier in this transaction).
+
+    The only chain statement is the event's own INSERT: `seq` is unique, so when another
+    transaction linked an event after `head` was read, ON CONFLICT DO NOTHING inserts nothing
+    (on PostgreSQL after waiting for that transaction); then PostgreSQL takes the head's lock
+    (UPDATE ... RETURNING, as the session path does) and SQLite reads the head again, and the
+    hash is recomputed. Two events can never share a position (no fork), and the head row follows
+    by trigger. On SQLite the write lock, taken before `head` was read, makes a retry rare.
+    Returns False when there is no head row (a new database): link through the session then.
+    """
+    append = _APPEND[conn.dialect.name]
+    for _ in range(MAX_APPEND_TRIES):
+        if head is None or head[0] is None:
+            return False
+        seq, prev = head[0] + 1, head[1]
+        fields = (seq, at, actor_type, actor_id, action, target_type, target_id, details, prev)
+        digest = hashlib.sha256(canonical_bytes(*fields)).hexdigest()
+        inserted = append.run(conn, dict(zip(EVENT_FIELDS, (*fields[1:8], seq, prev, digest),
+                                             strict=True))).first()  # fmt: skip
+        if inserted is not None:
+            return True
+        if conn.dialect.name == "postgresql":
+            # Lost a race: take the head's lock (waiting for the winner's commit) instead of
+            # trying again and again under load; the trigger then stores this event's hash.
+            taken = _TAKE_HEAD.run(conn, {}).first()
+            head = None if taken is None else (taken[0] - 1, taken[1])
+        else:
+            head = _READ_HEAD.run(conn, {}).first()
+    raise RuntimeError("could not link an audit event after repeated contention")
 
 
 @event.listens_for(Session, "before_flush")

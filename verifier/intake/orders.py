@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from verifier.core.audit import record_event
+from verifier.core.audit_chain import append_event
 from verifier.core.cases import open_case
 from verifier.core.linkkeys import LinkKeys, link_keys
 from verifier.core.policies import PolicyInForce, current_policy
+from verifier.core.prepared import Prepared
 from verifier.core.sampling import OrderFacts, draw_sample
 from verifier.core.velocity import key_values, velocity_facts
 from verifier.errors import ConflictError
@@ -108,6 +110,7 @@ def submit_order(
     portal: PortalContext,
     actor_id: str | None = None,
     policy: PolicyInForce | None = None,
+    chain_head: tuple[int, str] | None = None,
 ) -> IntakeResult:
     """Store a new order with its sampling decision, or return the stored one unchanged.
 
@@ -116,7 +119,10 @@ def submit_order(
     `policy` is the policy in force when the caller holds it (the API's cache); otherwise it
     is read here. A new cleared order costs three statements: the order, its decision and its
     audit event (the decision's trigger counts it in the daily rollup), and one more when a rule
-    counts orders by velocity (verifier.core.velocity).
+    counts orders by velocity (verifier.core.velocity). With `chain_head` (the audit chain's
+    head read earlier in this transaction, as the API does) a cleared order goes in by prepared
+    Core statements, its event linked into the chain by its own INSERT (`_insert_cleared`); a
+    flagged one takes the ORM path, which opens its case.
     """
     if policy is None:
         policy = PolicyInForce.of(current_policy(session))
@@ -138,6 +144,9 @@ def submit_order(
         before=now,
     )
     decision = draw_sample(policy.sampler, facts, rng, repeat_exempt=repeat_exempt)
+    if chain_head is not None and not decision.flagged:
+        return _insert_cleared(session, data, keys, decision, policy, chain_head,
+                               source=source, now=now, actor_id=actor_id)  # fmt: skip
     order = _insert_new_order(session, data, keys, source=source, now=now)
     if order is None:
         # The external id is taken (a resend, or a concurrent request that got there first).
@@ -163,7 +172,7 @@ def submit_order(
     record_event(
         session,
         "order.received",
-        actor_type="cli" if source in ("csv", "demo") else "api",  # connectors too
+        actor_type=_actor_type(source),
         actor_id=actor_id,
         target_type="order",
         target_id=order.external_id,
@@ -206,6 +215,15 @@ def _insert_new_order(
     """INSERT the order unless its external id exists (one statement, no savepoint); the
     stored row, or None when the id was taken."""
     assert session.bind is not None
+    statement = _order_insert(session.bind.dialect.name)
+    return session.scalars(statement, _order_values(data, keys, source, now)).first()
+
+
+def _actor_type(source: str) -> str:
+    return "cli" if source in ("csv", "demo") else "api"  # connectors too
+
+
+def _order_values(data: OrderInput, keys: LinkKeys, source: str, now: datetime) -> dict[str, Any]:
     values = {
         "external_id": data.external_id,
         "payload_hash": data.payload_hash(),
@@ -228,6 +246,65 @@ def _insert_new_order(
         "timezone": data.timezone,
     }
     # The linked history's keys ride in the same INSERT: no extra statement.
-    values |= keys.columns()
-    statement = _order_insert(session.bind.dialect.name)
-    return session.scalars(statement, values).first()
+    return values | keys.columns()
+
+
+def _prepared_inserts(dialect: str) -> tuple[Prepared, Prepared]:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        Prepared(
+            insert(Order)
+            .values({name: bindparam(name) for name in ORDER_FIELDS})
+            .on_conflict_do_nothing(index_elements=[Order.external_id])
+            .returning(Order.id)
+        ),
+        Prepared(
+            insert(SamplingDecision).values({name: bindparam(name) for name in DECISION_FIELDS})
+        ),
+    )
+
+
+DECISION_FIELDS = ("order_id", "policy_id", "flagged", "reason", "rules_matched", "draw",
+                   "rate_bp", "created_at")  # fmt: skip
+_PREPARED = {name: _prepared_inserts(name) for name in ("postgresql", "sqlite")}
+
+
+def _insert_cleared(
+    session: Session, data: OrderInput, keys: LinkKeys, decision: Any, policy: PolicyInForce,
+    chain_head: tuple[int, str], *, source: str, now: datetime, actor_id: str | None,
+) -> IntakeResult:  # fmt: skip
+    """A cleared order in three prepared statements: order, decision, chained audit event.
+
+    Nothing enters the session's unit of work; the answer is built from transient objects
+    holding what was written. A resend or a clash answers from the stored order as before.
+    """
+    conn = session.connection()
+    order_insert, decision_insert = _PREPARED[conn.dialect.name]
+    values = _order_values(data, keys, source, now)
+    row = order_insert.run(conn, values).first()
+    if row is None:
+        found = _existing(session, data)
+        if found is None:
+            raise ConflictError(f"Order {data.external_id!r} was stored and removed meanwhile.")
+        return found
+    decision_values = {
+        "order_id": row[0], "policy_id": policy.id, "flagged": False, "reason": decision.reason,
+        "rules_matched": list(decision.rules_matched), "draw": decision.draw,
+        "rate_bp": decision.rate_bp, "created_at": now,
+    }  # fmt: skip
+    decision_insert.run(conn, decision_values)
+    actor_type = _actor_type(source)
+    details = {"flagged": False, "reason": decision.reason,
+               "policy_version": decision.policy_version}  # fmt: skip
+    if not append_event(conn, chain_head, at=now, actor_type=actor_type, actor_id=actor_id,
+                        action="order.received", target_type="order",
+                        target_id=data.external_id, details=details):  # fmt: skip
+        # No head row yet (a new database): the session links it at commit.
+        record_event(session, "order.received", actor_type=actor_type, actor_id=actor_id,
+                     target_type="order", target_id=data.external_id, details=details,
+                     now=now)  # fmt: skip
+    order = Order(id=row[0], **values)
+    decision_row = SamplingDecision(id=None, **decision_values)
+    set_committed_value(order, "decision", decision_row)
+    set_committed_value(order, "case", None)
+    return IntakeResult(order, created=True, policy_version=policy.version)

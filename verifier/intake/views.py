@@ -13,7 +13,7 @@ from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, 
 from verifier.db import get_session
 from verifier.errors import NotFoundError
 from verifier.intake.answers import order_body
-from verifier.intake.apikeys import authenticate_api_key
+from verifier.intake.apikeys import check_api_key
 from verifier.intake.openapi import openapi_document
 from verifier.intake.orders import get_order, submit_order
 from verifier.intake.payload import parse_order
@@ -39,7 +39,7 @@ def require_api_key(view):
         scheme, _, presented = header.partition(" ")
         found = None
         if scheme.lower() == "bearer" and presented.strip():
-            found = authenticate_api_key(get_session(), presented.strip(), datetime.now(UTC))
+            found = check_api_key(get_session(), presented.strip(), datetime.now(UTC))
         if found is None:
             response, status = json_error(
                 401,
@@ -50,8 +50,9 @@ def require_api_key(view):
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="verifier"'
             return response, status
-        g.api_key = found.key
+        g.api_key = found  # .id
         g.policy_version = found.policy_version
+        g.chain_head = found.chain_head
         return view(*args, **kwargs)
 
     return wrapped
@@ -82,6 +83,7 @@ def create_order():
         portal=portal,
         actor_id=str(g.api_key.id),
         policy=current_app.extensions["verifier.policy_cache"].get(session, g.policy_version),
+        chain_head=g.chain_head,
     )
     session.commit()
     # Built after the commit, from the objects just written: on SQLite the write lock is not
