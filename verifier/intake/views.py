@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from verifier.core.checks import EXTERNAL_ID_RE
 from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, record_outcome
 from verifier.db import get_session
-from verifier.errors import NotFoundError
+from verifier.errors import NotFoundError, VerifierError
 from verifier.intake.answers import order_body
 from verifier.intake.apikeys import check_api_key
 from verifier.intake.openapi import openapi_document
@@ -58,20 +58,32 @@ def require_api_key(view):
     return wrapped
 
 
+class _BodyRefused(VerifierError):
+    """A request body that is not JSON (415) or not valid JSON (400)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message, code=code)
+        self.status = status
+
+
+def _json_body(what: str) -> object:
+    """The request's JSON body; raises _BodyRefused, answered as JSON by the error handler."""
+    if not request.is_json:
+        raise _BodyRefused(
+            415, "unsupported_media_type",
+            f"Send the {what} as JSON with Content-Type: application/json.",
+        )  # fmt: skip
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise _BodyRefused(400, "invalid_json", "The request body is not valid JSON.")
+    return payload
+
+
 @bp.post("/orders")
 @require_api_key
 def create_order():
-    if not request.is_json:
-        return json_error(
-            415,
-            "unsupported_media_type",
-            "Send the order as JSON with Content-Type: application/json.",
-        )
-    payload = request.get_json(silent=True)
-    if payload is None:
-        return json_error(400, "invalid_json", "The request body is not valid JSON.")
     now = datetime.now(UTC)
-    data = parse_order(payload, now)
+    data = parse_order(_json_body("order"), now)
     session = get_session()
     portal = PortalContext.from_config(current_app.config)
     result = submit_order(
@@ -114,17 +126,8 @@ def record_outcome_view(external_id: str):
     """Record what the shop learned later (chargeback, confirmed fraud, delivered): idempotent."""
     if not EXTERNAL_ID_RE.match(external_id):
         raise NotFoundError(f"No order with external_id {external_id!r}.")
-    if not request.is_json:
-        return json_error(
-            415,
-            "unsupported_media_type",
-            "Send the outcome as JSON with Content-Type: application/json.",
-        )
-    payload = request.get_json(silent=True)
-    if payload is None:
-        return json_error(400, "invalid_json", "The request body is not valid JSON.")
     now = datetime.now(UTC)
-    data = parse_outcome(payload, now)
+    data = parse_outcome(_json_body("outcome"), now)
     session = get_session()
     result = record_outcome(session, external_id, data, api_key_id=g.api_key.id, now=now)
     body = outcome_body(external_id, result.row, order_outcomes(session, result.row.order_id))
