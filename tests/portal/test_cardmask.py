@@ -13,7 +13,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
-from tests.portal_helpers import create_flagged_order, flag_everything, token_path, upload
+from tests.portal_helpers import upload
 from verifier.errors import UploadRejected
 from verifier.models import Document
 from verifier.portal import cardmask, decoding
@@ -157,14 +157,6 @@ def test_without_ocr_the_decoder_refuses_rather_than_store_unmasked(monkeypatch)
 
 
 # --- through the portal ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def opened(client, auth, db_session):
-    flag_everything(db_session)
-    body = create_flagged_order(client, auth)
-    assert client.get(token_path(body)).status_code == 303
-    return body
 
 
 def test_the_portal_stores_a_masked_card_and_says_so(

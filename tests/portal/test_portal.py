@@ -28,16 +28,6 @@ from verifier.models import (
 from verifier.web.limits import limiter
 
 
-@pytest.fixture
-def opened(client, auth, db_session):
-    """A flagged order whose link this client has opened: the portal session is set."""
-    flag_everything(db_session)
-    body = create_flagged_order(client, auth)
-    resp = client.get(token_path(body))
-    assert resp.status_code == 303
-    return body
-
-
 def _row_counts(db_session) -> dict:
     from verifier.models import Base
 

@@ -7,14 +7,12 @@ import io
 import random
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from PIL import Image, ImageStat
 from sqlalchemy import select
 
 from tests.portal_helpers import (
     create_flagged_order,
     email_body,
-    flag_everything,
     jpeg_bytes,
     token_path,
     upload,
@@ -26,14 +24,6 @@ from verifier.portal.customer_mail import PortalContext
 from verifier.portal.links import reopen_link
 from verifier.portal.receipts import send_outcome_receipts
 from verifier.vault.storage import Keyring, read_blob
-
-
-@pytest.fixture
-def opened(client, auth, db_session):
-    flag_everything(db_session)
-    body = create_flagged_order(client, auth)
-    assert client.get(token_path(body)).status_code == 303
-    return body
 
 
 def pdf_bytes(pages: int, size=(1240, 1754)) -> bytes:
