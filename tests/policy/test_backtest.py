@@ -90,3 +90,25 @@ def test_the_window_is_capped_with_a_clear_message(db_session):
     assert "at most 366 days" in too_long.value.message
     with pytest.raises(ValidationError):
         backtest_policy(db_session, current=DEFAULTS, proposed=DRAFT, start=END, end=START)
+
+
+def test_velocity_and_card_rules_are_replayed_with_what_intake_saw(db_session):
+    """Every fact goes in: a velocity rule counts only the orders stored before each one."""
+    at = NOW - timedelta(days=5)
+    orders = [add_order(db_session, at=at + timedelta(minutes=i), draw=9_000,
+                        email="same@example.com") for i in range(4)]  # fmt: skip
+    for order in orders:
+        order.email_key = "same-email-key"
+    add_order(db_session, at=at, draw=9_000, last4="1111")
+    db_session.commit()
+    rules = [
+        {"name": "busy email", "action": "review",
+         "conditions": [{"type": "velocity", "key": "email", "hours": 24, "at_least": 3}]},
+        {"name": "euro visa", "action": "tag",
+         "conditions": [{"type": "card_brand", "op": "in", "values": ["visa"]}]},
+    ]  # fmt: skip
+    draft = DEFAULTS | {"rules": rules}
+    result = backtest_policy(db_session, current=DEFAULTS, proposed=draft, start=START, end=END)
+    assert result.orders == 5
+    # The third and fourth orders with that email have 2 and 3 before them: 3 and 4 in all.
+    assert (result.current.rule_forced, result.proposed.rule_forced) == (0, 2)

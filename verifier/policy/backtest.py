@@ -8,6 +8,11 @@ confirmed fraud (verifier.core.outcomes); a policy "catches" a bad order when it
 That assumes review would have stopped a bad order it saw, which the rejections support and
 the false approvals on the dashboard temper.
 
+Each order is replayed with every fact the sampler saw at intake: amount and currency, the
+countries and addresses, names, email, card brand and last four, and, when either policy has
+velocity rules, the velocity counts of the orders stored before it (verifier.core.velocity,
+one indexed look-up per order and policy, so such a window is capped at MAX_VELOCITY_ORDERS).
+
 Cost is bounded: the window is counted in SQL first and refused above MAX_ORDERS; the orders
 are then read in batches of BATCH order ids (with their draw, case status and whether a bad
 outcome exists, all in the one query), so memory stays flat whatever the window.
@@ -16,21 +21,24 @@ outcome exists, all in the one query), so memory stays flat whatever the window.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
+from verifier.core.linkkeys import LinkKeys
 from verifier.core.outcomes import has_bad_outcome
 from verifier.core.sampling import OrderFacts, draw_sample
+from verifier.core.velocity import key_values, velocity_facts
 from verifier.errors import ValidationError
 from verifier.models import DECLINED, REJECTED, Order, SamplingDecision, VerificationCase
 from verifier.policy.preview import ReviewTime, _Approvals, _policy, measured_review_minutes
 
 MAX_DAYS = 366
 MAX_ORDERS = 200_000
+MAX_VELOCITY_ORDERS = 50_000  # a velocity look-up per order and policy (~0.4 ms each)
 BATCH = 5_000
 BAD_CASE_STATES = (REJECTED, DECLINED)
 
@@ -134,6 +142,10 @@ def backtest_policy(
     check_window(start, end)
     in_window = (Order.created_at >= start, Order.created_at < end)
     orders = session.scalar(select(func.count()).select_from(Order).where(*in_window)) or 0
+    policies = (_policy(current), _policy(proposed))
+    with_velocity = [p for p in policies if p.velocity_needs]
+    if with_velocity and orders > MAX_VELOCITY_ORDERS and max_orders > MAX_VELOCITY_ORDERS:
+        max_orders = MAX_VELOCITY_ORDERS
     if orders > max_orders:
         raise ValidationError(
             f"This window holds {orders:,} orders; a backtest replays at most {max_orders:,} "
@@ -143,7 +155,6 @@ def backtest_policy(
     review_time = measured_review_minutes(session, start=start, end=end)
     result = Backtest(start=start, end=end, orders=orders, review_time=review_time)
     result.current.review_minutes = result.proposed.review_minutes = review_time.minutes
-    policies = (_policy(current), _policy(proposed))
     exemption_days = (current.get("repeat_exemption_days"), proposed.get("repeat_exemption_days"))
     longest = max((d for d in exemption_days if d is not None), default=0)
     approvals = _Approvals(session, start - timedelta(days=longest), end)
@@ -163,6 +174,9 @@ def backtest_policy(
                 Order.customer_name, Order.cardholder_name, Order.customer_email,
                 Order.card_last4, Order.created_at, SamplingDecision.draw,
                 SamplingDecision.flagged, VerificationCase.status, bad_outcome,
+                Order.currency, Order.card_brand, Order.billing_address, Order.shipping_address,
+                Order.email_key, Order.card_key, Order.billing_key, Order.shipping_key,
+                Order.phone_key, Order.ip_address, Order.device_id,
             )
             .join(SamplingDecision, and_(SamplingDecision.order_id == Order.id,
                                          SamplingDecision.order_id.between(first, last - 1)))
@@ -177,15 +191,28 @@ def backtest_policy(
     ).one()
     for first in range(low or 0, (high or -1) + 1, batch):
         rows = session.execute(id_range(first)).all()
-        for (_id, amount, billing_country, shipping_country, customer, holder, email, last4,
-             created_at, stored_draw, was_flagged, status, charged_back) in rows:  # fmt: skip
-            facts = OrderFacts(
+        for row in rows:
+            (order_id, amount, billing_country, shipping_country, customer, holder, email,
+             last4, created_at, stored_draw, was_flagged, status,
+             charged_back) = row[:13]  # fmt: skip
+            base = OrderFacts(
                 amount_minor=amount,
                 billing_country=billing_country or "",
                 shipping_country=shipping_country or "",
                 customer_name=customer,
                 cardholder_name=holder,
+                currency=row.currency,
+                customer_email=email,
+                card_brand=row.card_brand,
+                card_last4=last4,
+                billing_address=row.billing_address or {},
+                shipping_address=row.shipping_address or {},
             )
+            values = key_values(
+                LinkKeys(row.email_key or "", row.card_key or "", row.billing_key or "",
+                         row.shipping_key or "", row.phone_key),
+                row.ip_address, row.device_id,
+            ) if with_velocity else {}  # fmt: skip
             bad = bool(charged_back) or status in BAD_CASE_STATES
             result.bad += bad
             result.charged_back += bool(charged_back)
@@ -196,6 +223,12 @@ def backtest_policy(
                 policies, exemption_days, (result.current, result.proposed), strict=True
             ):
                 exempt = days is not None and approvals.within(email, last4, created_at, days)
+                facts = base
+                if policy.velocity_needs:
+                    velocity = velocity_facts(
+                        session, policy, values, now=created_at, before_id=order_id
+                    )
+                    facts = replace(base, velocity=velocity)
                 flagged, reason = _decide(policy, facts, draw, exempt)
                 _tally(replay, flagged, reason, bad)
                 outcomes.append(flagged)
