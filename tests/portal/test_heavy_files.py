@@ -11,9 +11,7 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,10 +23,10 @@ import pytest
 from PIL import Image
 
 from tests.portal_helpers import jpeg_bytes
+from tests.server_helpers import BIN, free_port, run_cli
 from verifier.portal import admission
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 BENIGN_S = 5.0
 HEAVY_S = 10.0
 
@@ -67,22 +65,10 @@ def large_png(edge: int) -> bytes:
     return out.getvalue()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [str(BIN / "verifier"), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture
 def server(tmp_path):
     """One gunicorn worker (8 threads) with two host decode slots, as a 2-core host has."""
-    port = _free_port()
+    port = free_port()
     (tmp_path / "uploads").mkdir()
     env = os.environ | {
         "VERIFIER_INSTANCE_DIR": str(tmp_path / "instance"),
@@ -94,9 +80,9 @@ def server(tmp_path):
         "VERIFIER_TRUSTED_PROXIES": "1",
     }
     env.pop("VERIFIER_DATABASE_URL", None)
-    _cli(env, "migrate")
-    _cli(env, "set-rate", "100", "--reason", "heavy files test")
-    key = _cli(env, "create-api-key", "heavy").strip().splitlines()[-1]
+    run_cli(env, "migrate")
+    run_cli(env, "set-rate", "100", "--reason", "heavy files test")
+    key = run_cli(env, "create-api-key", "heavy").strip().splitlines()[-1]
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "1",
          "--threads", "8", "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,8 +23,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.server_helpers import BIN, free_port, run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SLOW = 40
 DRIP_SECONDS = 10
 # serve.sh reloads nginx every RECYCLE s; a reload's old worker closes what is still open GRACE
@@ -45,22 +45,10 @@ def _nginx() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [str(BIN / "verifier"), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture
 def served(tmp_path):
     _nginx()
-    port = _free_port()
+    port = free_port()
     (tmp_path / "uploads").mkdir()
     env = os.environ | {
         "VERIFIER_INSTANCE_DIR": str(tmp_path / "instance"),
@@ -75,9 +63,9 @@ def served(tmp_path):
         "VERIFIER_FRONT_GRACE_SECONDS": str(GRACE),
     }
     env.pop("VERIFIER_DATABASE_URL", None)
-    _cli(env, "migrate")
-    _cli(env, "set-rate", "100", "--reason", "front test")
-    key = _cli(env, "create-api-key", "front").strip().splitlines()[-1]
+    run_cli(env, "migrate")
+    run_cli(env, "set-rate", "100", "--reason", "front test")
+    key = run_cli(env, "create-api-key", "front").strip().splitlines()[-1]
     server = subprocess.Popen(
         [str(ROOT / "scripts" / "serve.sh")], env=env, cwd=ROOT, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
