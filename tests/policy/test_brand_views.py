@@ -3,16 +3,14 @@
 import email
 import email.policy
 import io
-import re
 from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from tests.conftest import make_environ
+from tests.auth_helpers import csrf_admin_client, csrf_token
 from tests.portal_helpers import create_flagged_order, email_body, flag_everything, token_path
-from verifier import create_app
 from verifier.core.brand import load_brand
 from verifier.db import new_session
 from verifier.models import OutboxEmail
@@ -138,16 +136,9 @@ def test_only_admins_reach_the_brand_page(client, reviewer, login, who, status):
 
 
 def test_a_brand_post_without_its_csrf_token_is_refused(tmp_path, database_url, admin_user):
-    root = tmp_path / "csrf-on"
-    (root / "uploads").mkdir(parents=True)
-    app = create_app({"ENVIRON": make_environ(root, database_url), "TESTING": True})
-    client = app.test_client()
-    login_page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page).group(1)
-    client.post("/staff/login", data={"email": admin_user.email, "csrf_token": token,
-                                      "password": "admin-password-123"})  # fmt: skip
+    app, client = csrf_admin_client(tmp_path, database_url, admin_user)
     assert _save(client, BRAND).status_code == 400
     page = client.get("/admin/settings/brand").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    token = csrf_token(page)
     assert _save(client, BRAND | {"csrf_token": token}).status_code == 303
     app.extensions["verifier.engine"].dispose()

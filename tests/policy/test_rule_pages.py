@@ -5,8 +5,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import make_environ
-from verifier import create_app
+from tests.auth_helpers import csrf_admin_client, csrf_token
 from verifier.core.policies import current_policy
 from verifier.models import SamplingPolicy
 
@@ -144,17 +143,10 @@ def test_reviewers_are_refused(client, reviewer, login):
 
 
 def test_csrf_token_is_required_when_csrf_is_on(tmp_path, database_url, admin_user, db_session):
-    root = tmp_path / "csrf-on"
-    (root / "uploads").mkdir(parents=True)
-    app = create_app({"ENVIRON": make_environ(root, database_url), "TESTING": True})
-    client = app.test_client()
-    login_page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page).group(1)
-    client.post("/staff/login", data={"email": admin_user.email, "csrf_token": token,
-                                      "password": "admin-password-123"})  # fmt: skip
+    app, client = csrf_admin_client(tmp_path, database_url, admin_user)
     assert client.post("/admin/settings/rules/new", data=RULE).status_code == 400
     page = client.get("/admin/settings/rules/new").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    token = csrf_token(page)
     accepted = client.post("/admin/settings/rules/new", data=RULE | {"csrf_token": token})
     assert accepted.status_code == 303
     db_session.rollback()

@@ -6,8 +6,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import make_environ
-from verifier import create_app
+from tests.auth_helpers import csrf_admin_client, csrf_token
 from verifier.core.policies import current_policy
 from verifier.models import SamplingPolicy
 
@@ -214,19 +213,11 @@ def test_a_number_behind_a_switch_that_is_off_is_ignored(admin_client, db_sessio
 
 
 def test_csrf_token_is_required_when_csrf_is_on(tmp_path, database_url, admin_user):
-    root = tmp_path / "csrf-on"
-    (root / "uploads").mkdir(parents=True)
-    app = create_app({"ENVIRON": make_environ(root, database_url), "TESTING": True})
-    client = app.test_client()
-    login_page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page).group(1)
-    signed_in = client.post("/staff/login", data={"email": admin_user.email, "csrf_token": token,
-                                                   "password": "admin-password-123"})  # fmt: skip
-    assert signed_in.status_code == 302
+    app, client = csrf_admin_client(tmp_path, database_url, admin_user)
     refused = client.post("/admin/settings/", data=VALID | {"rate": "9", "save": "1"})
     assert refused.status_code == 400
     page = client.get("/admin/settings/").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    token = csrf_token(page)
     accepted = client.post(
         "/admin/settings/", data=VALID | {"rate": "9", "save": "1", "csrf_token": token}
     )
