@@ -10,22 +10,14 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_helpers import watch_csp
 from tests.conftest import STAFF_PASSWORDS
 
 pytestmark = pytest.mark.browser
 
 
-def _watch_csp(page) -> list[str]:
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    return violations
-
-
 def test_admin_two_factor_invite_and_audit(page, live_server, admin_user, screenshot_dir):
-    violations = _watch_csp(page)
+    violations = watch_csp(page)
     page.goto(f"{live_server}/staff/login")
     page.get_by_label("Email").fill(admin_user.email)
     page.get_by_label("Password").fill(STAFF_PASSWORDS[admin_user.email])
@@ -73,7 +65,7 @@ def test_admin_two_factor_invite_and_audit(page, live_server, admin_user, screen
 
 
 def test_sign_in_on_a_phone(phone_page, live_server, reviewer, screenshot_dir):
-    violations = _watch_csp(phone_page)
+    violations = watch_csp(phone_page)
     phone_page.goto(f"{live_server}/staff/login")
     phone_page.get_by_label("Email").fill(reviewer.email)
     phone_page.get_by_label("Password").fill("wrong password")

@@ -10,21 +10,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_helpers import watch_csp
 from tests.retention_helpers import add_document, keyring_of, make_case
 from verifier.core.settings import Settings
 from verifier.db import new_session
 from verifier.retention.purge import purge_due_documents
 
 pytestmark = pytest.mark.browser
-
-
-def _watch_csp(page) -> list[str]:
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    return violations
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def shop(app, db_session):
 def test_admin_holds_exports_and_erases(
     page, phone_page, live_server, admin_user, sign_in, shop, screenshot_dir
 ):
-    violations = _watch_csp(page)
+    violations = watch_csp(page)
     sign_in(page, admin_user)
     page.goto(f"{live_server}/admin/retention/")
     expect(page.get_by_role("heading", name="Retention", exact=True)).to_be_visible()

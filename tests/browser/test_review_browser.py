@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
+from tests.browser_helpers import watch_csp
 from tests.notify_helpers import WebhookReceiver
 from tests.review_helpers import add_document, make_case
 from verifier.core.checklist import CHECKS
@@ -32,15 +33,6 @@ ANSWERS = {
     "id_not_expired": "Not applicable",
     "address_matches_and_recent": "Not applicable",
 }
-
-
-def _watch_csp(page) -> list[str]:
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    return violations
 
 
 @pytest.fixture
@@ -103,7 +95,7 @@ def test_reviewer_takes_the_next_case_views_the_card_and_approves(
     app, db_session, page, phone_page, live_server, sign_in, reviewer, queue, receiver,
     screenshot_dir,
 ):  # fmt: skip
-    violations = _watch_csp(page)
+    violations = watch_csp(page)
     sign_in(page, reviewer)
     page.goto(f"{live_server}/review/")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()

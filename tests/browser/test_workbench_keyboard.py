@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_helpers import watch_csp
 from tests.review_helpers import add_document, jpeg_bytes, make_case
 from verifier.core.checklist import CHECKS
 from verifier.demo.cases import demo_card_image
@@ -55,14 +56,6 @@ def wide_page(browser):
     context.close()
 
 
-def _watch_csp(page) -> list[str]:
-    violations: list[str] = []
-    page.on(
-        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
-    )
-    return violations
-
-
 def _no_horizontal_scroll(page) -> bool:
     return page.evaluate(
         "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
@@ -74,7 +67,7 @@ def test_a_clean_case_takes_six_key_presses_from_the_queue_to_the_next_case(
 ):
     page = wide_page
     first, second = two_cases
-    violations = _watch_csp(page)
+    violations = watch_csp(page)
     sign_in(page, reviewer)
     page.goto(f"{live_server}/review/")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
@@ -114,7 +107,7 @@ def test_viewer_compare_overlay_and_typing_by_keyboard(
 ):
     page = wide_page
     first, _ = two_cases
-    violations = _watch_csp(page)
+    violations = watch_csp(page)
     sign_in(page, reviewer)
     page.goto(f"{live_server}/review/")
     page.keyboard.press("Shift+N")
