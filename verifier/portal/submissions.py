@@ -89,11 +89,14 @@ class PortalState:
 
 
 def load_case(session: Session, case_id: int, *, for_update: bool = False) -> VerificationCase:
-    """The case with its order; `for_update` locks the row on PostgreSQL for the transaction."""
+    """The case with its order, fresh from the database (not a copy the session read earlier,
+    which a concurrent request may have changed since); `for_update` locks the row on PostgreSQL
+    for the transaction."""
     query = (
         select(VerificationCase)
         .where(VerificationCase.id == case_id)
         .options(selectinload(VerificationCase.order))
+        .execution_options(populate_existing=True)
     )
     if for_update:
         query = query.with_for_update()
