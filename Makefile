@@ -40,9 +40,9 @@ worker: migrate
 serve: run-deps migrate
 	@BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/serve.sh
 
-# A bounded mixed load against that layout, then a check that nothing was lost or doubled
-# of orders, customer visits and reviews (60 s by default: make loadtest LOADTEST_ARGS="--seconds 120"; PostgreSQL too with
-# VERIFIER_LOADTEST_DATABASE_URL).
+# A bounded load of orders, customer visits and reviews against that layout, then a check that
+# nothing was lost or doubled (60 s by default: make loadtest LOADTEST_ARGS="--seconds 120";
+# PostgreSQL too with VERIFIER_LOADTEST_DATABASE_URL).
 loadtest: install run-deps
 	$(BIN)/python -m bench.loadtest $(LOADTEST_ARGS)
 
