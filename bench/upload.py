@@ -21,6 +21,7 @@ import secrets
 import statistics
 import time
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -153,11 +154,77 @@ def _portal_session(base: str, key: str, external_id: str) -> tuple[Any, str]:
     return opener, match.group(1)
 
 
+def profile(rounds: int, kind: str = DEFAULT_KIND) -> None:
+    """cProfile the web worker's side of `rounds` uploads, in-process (Flask's test client, the
+    real decoder pool), and time the decoder's own share apart: where the overhead goes."""
+    import cProfile
+    import pstats
+
+    from verifier.app import create_app
+    from verifier.portal import decoding, documents
+
+    photo = phone_photo()
+    with workdir() as work:
+        env = app_environment(work, free_port(), None)
+        verifier_cli(env, "migrate")
+        verifier_cli(env, "set-rate", "100", "--reason", "bench")
+        key = verifier_cli(env, "create-api-key", "bench").strip().splitlines()[-1]
+        app = create_app({"ENVIRON": env})
+        client = app.test_client()
+        limits = replace(DEFAULT_LIMITS, document_kind=kind)
+        pool = documents.get_default_pool()
+        pool.warm()
+
+        def one(i: int) -> float:
+            resp = client.post("/api/v1/orders", data=order_json(f"PROF-{i}"),
+                               headers={"Authorization": f"Bearer {key}",
+                                        "Content-Type": "application/json"})  # fmt: skip
+            link = resp.get_json()["case"]["upload_url"]
+            page = client.get(link[link.index("/u/") :], follow_redirects=True).text
+            match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert match is not None
+            fields = {"csrf_token": match.group(1)}
+            fields |= {"cover": "pending"} if kind in CARD_KINDS else {}
+            body, ctype = multipart(fields, photo)
+            start = time.perf_counter()
+            resp = client.post(f"/portal/documents/{kind}", data=body, content_type=ctype,
+                               headers={"Accept": "application/json",
+                                        "Referer": "http://127.0.0.1/portal/"})  # fmt: skip
+            assert resp.status_code == 201, resp.status_code
+            return time.perf_counter() - start
+
+        one(0)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        total = statistics.median(one(i) for i in range(1, rounds + 1))
+        profiler.disable()
+        in_pool = statistics.median(_timed(pool.process, photo, limits) for _ in range(rounds))
+        bare = statistics.median(
+            _timed(decoding.decode_upload, photo, limits) for _ in range(rounds)
+        )  # fmt: skip
+        floor = statistics.median(same_work_in_pillow(photo, kind) for _ in range(rounds))
+        documents.shutdown()
+    print(f"median ms: request {total * 1e3:.0f}, pool.process {in_pool * 1e3:.0f}, "
+          f"decode_upload in-process {bare * 1e3:.0f}, floor {floor * 1e3:.0f}")  # fmt: skip
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
+def _timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--kind", choices=DOCUMENT_KINDS, default=DEFAULT_KIND)
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the upload in-process instead of measuring it")  # fmt: skip
     args = parser.parse_args()
+    if args.profile:
+        profile(args.rounds, args.kind)
+        return 0
     result = run(args.rounds, args.kind)
     result.report()
     return 0 if result.met else 1

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import io
 import math
 import os
 import resource
 import select
+import socket
 import struct
 import threading
 import time
@@ -28,7 +30,7 @@ from PIL import Image, ImageFilter, ImageStat
 
 from verifier.core.i18n import N_
 from verifier.errors import UploadRejected
-from verifier.portal import admission, cardmask
+from verifier.portal import admission, cardmask, handoff
 
 MIB = 1024 * 1024
 
@@ -389,10 +391,13 @@ def _register_heif() -> None:
             _heif_registered = True
 
 
-def init_worker(memory_bytes: int, cpu_seconds: int, owner_pid: int = 0) -> None:
+def init_worker(
+    memory_bytes: int, cpu_seconds: int, owner_pid: int = 0, channel: socket.socket | None = None
+) -> None:
     """Pool initializer: die with the owning web worker, cap address space and CPU time, forbid core
-    dumps, load decoders."""
+    dumps, load decoders; `channel` is where uploads are handed over (verifier.portal.handoff)."""
     _die_with_owner(owner_pid)
+    handoff.install(channel)
     # ONNX Runtime's and Pillow's threads would each get a malloc arena that keeps its peak.
     _libc_call("mallopt", _M_ARENA_MAX, 2)
     # A core file of a decoder would put a customer's document on disk in plaintext.
@@ -457,10 +462,17 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 def _libc_call(name: str, *args: int) -> None:
     """Call a glibc memory-tuning function when there is one (not on musl or macOS)."""
-    path = ctypes.util.find_library("c")
-    function = getattr(ctypes.CDLL(path), name, None) if path else None
+    libc = _libc()
+    function = getattr(libc, name, None) if libc is not None else None
     if function is not None:
         function(*args)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # Looked up once: find_library runs ldconfig, which costs milliseconds a call.
+    path = ctypes.util.find_library("c")
+    return ctypes.CDLL(path) if path else None
 
 
 def _arm_cpu_limit(cpu_seconds: int) -> None:
