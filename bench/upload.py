@@ -1,13 +1,16 @@
 """Upload benchmark: a 12-megapixel phone JPEG through the full HTTP upload path of a real
 gunicorn server, against Pillow doing the same work on the same file, in the same run.
 
-    python -m bench.upload [--rounds 8]
+    python -m bench.upload [--rounds 8] [--kind photo_id|card_front|...] [--profile]
 
-The floor does what the pipeline must do to that photo: decode at half scale (libjpeg's
-draft mode, 4032 -> 2016 px, within the 2048 px target), turn it upright, cover card numbers
-(the same `cardmask.mask_page` OCR the decoder runs), encode a JPEG at the pipeline's
-quality. The ratio is then the pipeline's own overhead (sniffing, process pool, quality
-checks, encryption, the database, HTTP), not a difference in work. Goal <= 1.5x.
+The floor does what the pipeline must do to that photo for that slot: decode at half scale
+(libjpeg's draft mode, 4032 -> 2016 px, within the 2048 px target), fit to 2048 px, turn it
+upright, cover card numbers (the same `cardmask.mask_page` OCR the decoder runs, for the same
+slot), encode a JPEG at the pipeline's quality. The ratio is then the pipeline's own overhead
+(sniffing, process pool, quality checks, encryption, the database, HTTP), not a difference in
+work. Each round runs the floor and then the upload, and the ratio is the median of the
+rounds' own ratios, so load from other work hits both alike. Goal <= 1.5x. `--profile`
+profiles the upload in-process (cProfile of the web side; the decoder timed apart).
 """
 
 from __future__ import annotations
