@@ -35,6 +35,7 @@ from bench.common import (
     workdir,
 )
 from bench.upload import multipart, phone_photo
+from verifier.portal import heap
 
 GOAL_MB = 300.0
 
@@ -136,6 +137,7 @@ def run(uploads: int) -> Result:
             worker = _worker_pid(server.pid)
             customers = [_customer(base, key, n) for n in range(uploads + 1)]
             assert _upload(base, customers[-1], photo) == 201  # decoders started and used
+            time.sleep(heap.IDLE_TRIM_S * 3)  # at rest: idle decoders give their peak back
             rest_rss, rest_pss = tree_rss_mb(worker), tree_pss_mb(worker)
             processes = 1 + len(descendants(worker))
             statuses: list[int] = []

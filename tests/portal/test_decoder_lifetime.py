@@ -9,11 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from verifier.portal import heap
 from verifier.portal.documents import DecoderPool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import time
+from verifier.portal import heap
 from verifier.portal.documents import DecoderPool
 pool = DecoderPool(max_workers=2)
 pool.warm()
@@ -57,3 +59,23 @@ def test_no_decoder_outlives_a_web_worker_killed_with_sigkill():
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_a_decoder_gives_its_peak_back_once_idle_not_between_jobs():
+    pool = DecoderPool(max_workers=1)
+    try:
+        pool.warm()
+        pid = pool._call(os.getpid, timeout=30)
+        pool._call(heap.fragment_for_test, 200, timeout=60)
+        right_after = _rss_mb(pid)  # kept for the next job, which would reuse it
+        time.sleep(heap.IDLE_TRIM_S * 3)
+        at_rest = _rss_mb(pid)
+    finally:
+        pool.shutdown()
+
+    assert right_after - at_rest > 100, (right_after, at_rest)

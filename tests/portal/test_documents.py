@@ -390,7 +390,9 @@ def test_a_decoder_killed_while_idle_is_replaced_before_the_next_upload(pool: De
         killed = 0
         for lane in pool._lanes:
             processes = lane.executor._processes if lane.executor is not None else None
-            for process in list((processes or {}).values()):
+            # A lane left idle since the last kill (lanes are last in, first out) still
+            # holds its dead process: it is found dead when it next takes a job.
+            for process in [p for p in (processes or {}).values() if p.is_alive()]:
                 os.kill(process.pid, signal.SIGKILL)
                 process.join(timeout=5)
                 killed += 1

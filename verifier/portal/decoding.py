@@ -8,13 +8,12 @@ tests and simple callers. Nothing here imports Flask or writes to disk.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import io
 import math
 import os
 import resource
 import select
+import socket
 import struct
 import threading
 import time
@@ -28,7 +27,7 @@ from PIL import Image, ImageFilter, ImageStat
 
 from verifier.core.i18n import N_
 from verifier.errors import UploadRejected
-from verifier.portal import admission, cardmask
+from verifier.portal import admission, cardmask, handoff, heap
 
 MIB = 1024 * 1024
 
@@ -389,12 +388,14 @@ def _register_heif() -> None:
             _heif_registered = True
 
 
-def init_worker(memory_bytes: int, cpu_seconds: int, owner_pid: int = 0) -> None:
+def init_worker(
+    memory_bytes: int, cpu_seconds: int, owner_pid: int = 0, channel: socket.socket | None = None
+) -> None:
     """Pool initializer: die with the owning web worker, cap address space and CPU time, forbid core
-    dumps, load decoders."""
+    dumps, load decoders; `channel` is where uploads are handed over (verifier.portal.handoff)."""
     _die_with_owner(owner_pid)
-    # ONNX Runtime's and Pillow's threads would each get a malloc arena that keeps its peak.
-    _libc_call("mallopt", _M_ARENA_MAX, 2)
+    handoff.install(channel)
+    heap.limit_arenas()
     # A core file of a decoder would put a customer's document on disk in plaintext.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Map the decoder libraries and the magic database before capping the address space.
@@ -444,23 +445,10 @@ def run_job(data: bytes, limits: PipelineLimits) -> ProcessedUpload:
     _arm_cpu_limit(limits.worker_cpu_seconds)
     # Safe to set per job: a worker process runs one job at a time.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
-    try:
+    # The job's peak (a decoded photo, OCR's tensors: ~150 MB) goes back to the system once
+    # the decoder is idle, or it would keep it resident: 280 MB at rest instead of 140 MB.
+    with heap.job():
         return decode_upload(data, limits)
-    finally:
-        # Give the job's peak (a decoded photo, OCR's tensors: ~150 MB) back to the system, or
-        # an idle decoder keeps it resident: 280 MB at rest instead of 140 MB.
-        _libc_call("malloc_trim", 0)
-
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
-
-
-def _libc_call(name: str, *args: int) -> None:
-    """Call a glibc memory-tuning function when there is one (not on musl or macOS)."""
-    path = ctypes.util.find_library("c")
-    function = getattr(ctypes.CDLL(path), name, None) if path else None
-    if function is not None:
-        function(*args)
 
 
 def _arm_cpu_limit(cpu_seconds: int) -> None:

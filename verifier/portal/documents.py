@@ -8,6 +8,7 @@ runs in-process (tests, simple callers). No Flask here, and nothing is written t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -20,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from verifier.errors import UploadRejected
-from verifier.portal import admission, decoding
+from verifier.portal import admission, decoding, handoff
 from verifier.portal.capacity import HostSlots, default_capacity, default_slot_dir
 from verifier.portal.decoding import (
     DEFAULT_LIMITS,
@@ -84,6 +85,7 @@ class _Lane:
 
     def __init__(self) -> None:
         self.executor: ProcessPoolExecutor | None = None
+        self.channel: handoff.Channel | None = None  # where its process receives uploads
         self.jobs = 0
 
 
@@ -126,37 +128,52 @@ class DecoderPool:
         limits = limits or self.limits
         heavy = self.heavy_slots is not None and admission.is_heavy(data)
         return self._call(
-            decoding.run_job, data, limits, timeout=limits.decode_timeout_s, heavy=heavy
+            decoding.run_job, limits, timeout=limits.decode_timeout_s, heavy=heavy, payload=data
         )
 
     def warm(self) -> None:
         """Start every lane's process now (each runs a no-op), so the first uploads do not
         wait seconds for a fork server and decoders to start; failures are only logged."""
+        idle = self._idle_lanes()
+        lanes = []
+        with contextlib.suppress(queue.Empty):  # lanes busy with uploads are started already
+            for _ in range(self.max_workers):
+                lanes.append(idle.get(timeout=60))
 
-        def start(_lane: int) -> None:
+        def start(lane: _Lane) -> None:
             try:
-                self._call(decoding.ready, timeout=60, host_slot=False)
-            except (UploadRejected, RuntimeError) as exc:
+                self._submit(lane, decoding.ready).result(timeout=60)
+            except (UploadRejected, RuntimeError, BrokenProcessPool, TimeoutError) as exc:
                 log.warning("decoder lane did not start ahead of time: %s", exc)
+                self._retire(lane)
 
-        with ThreadPoolExecutor(max_workers=self.max_workers) as threads:
-            list(threads.map(start, range(self.max_workers)))
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(lanes))) as threads:
+                list(threads.map(start, lanes))
+        finally:
+            for lane in lanes:
+                idle.put(lane)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop every worker process; later calls raise RuntimeError."""
         with self._lock:
             self._closed = True
             executors = [lane.executor for lane in self._lanes if lane.executor is not None]
+            channels = [lane.channel for lane in self._lanes if lane.channel is not None]
             for lane in self._lanes:
-                lane.executor = None
+                lane.executor, lane.channel = None, None
         for executor in executors:
             executor.shutdown(wait=wait, cancel_futures=True)
+        for channel in channels:
+            channel.close()
 
     def _call(
         self, fn: Callable[..., T], *args: Any, timeout: float, host_slot: bool = True,
-        heavy: bool = False,
+        heavy: bool = False, payload: bytes | None = None,
     ) -> T:  # fmt: skip
-        """Run ``fn(*args)`` on an idle lane; crashes, MemoryError and timeouts become rejects.
+        """Run ``fn(*args)`` on an idle lane, or ``fn(payload, *args)`` with `payload` handed
+        over in memory (verifier.portal.handoff); crashes, MemoryError and timeouts become
+        rejects.
 
         No lane free within the wait: "decoder_busy" (try again in a moment), never a verdict
         on the file. A lane whose process died while idle (killed, out of memory) is found
@@ -168,6 +185,12 @@ class DecoderPool:
         held: list[tuple[HostSlots, int]] = []
         wanted = [self.heavy_slots] if heavy else []
         wanted += [self.host_slots] if host_slot else []
+        memfd = None
+        if payload is not None and handoff.available():
+            memfd = handoff.Payload(payload)
+            fn, args = handoff.run, (fn, memfd.ticket, *args)
+        elif payload is not None:
+            args = (payload, *args)
         try:
             for slots in wanted:
                 if slots is None:
@@ -179,15 +202,19 @@ class DecoderPool:
                 held.append((slots, fd))
             answer_by = started + HEAVY_ANSWER_S if heavy else None
             return self._call_on_lane(
-                idle, started, fn, *args, timeout=timeout, wait_s=wait_s, answer_by=answer_by
-            )
+                idle, started, fn, *args, timeout=timeout, wait_s=wait_s, answer_by=answer_by,
+                memfd=memfd,
+            )  # fmt: skip
         finally:
             for slots, fd in reversed(held):
                 slots.release(fd)
+            if memfd is not None:
+                memfd.close()
 
     def _call_on_lane(
         self, idle: queue.Queue[_Lane], started: float, fn: Callable[..., T], *args: Any,
         timeout: float, wait_s: float, answer_by: float | None,
+        memfd: handoff.Payload | None = None,
     ) -> T:  # fmt: skip
         try:
             # Waiting for a free lane is not decoding time: the job's own clock starts later
@@ -198,7 +225,7 @@ class DecoderPool:
         if answer_by is not None:
             timeout = max(0.1, min(timeout, answer_by - time.monotonic()))
         try:
-            future = self._submit(lane, fn, *args)
+            future = self._submit(lane, fn, *args, memfd=memfd)
             try:
                 return future.result(timeout=timeout)
             except TimeoutError:
@@ -216,17 +243,22 @@ class DecoderPool:
         finally:
             idle.put(lane)
 
-    def _submit(self, lane: _Lane, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Hand the job to the lane's process, replacing a process that died while idle."""
+    def _submit(
+        self, lane: _Lane, fn: Callable[..., T], *args: Any, memfd: handoff.Payload | None = None
+    ) -> Future[T]:
+        """Hand the job (and its upload, first) to the lane's process, replacing a process that
+        died while idle."""
         for attempt in range(2):
-            executor = self._executor_for(lane)
+            executor, channel = self._executor_for(lane)
             if not _alive(executor):
                 # Died while idle; the executor may not have noticed yet, and would fail this
                 # job as if the file had crashed it.
                 log.warning("decoder lane replaced: its process died while idle")
                 self._retire(lane)
-                executor = self._executor_for(lane)
+                executor, channel = self._executor_for(lane)
             try:
+                if memfd is not None and channel is not None:
+                    channel.send(memfd)
                 return executor.submit(fn, *args)
             except (BrokenProcessPool, EOFError, OSError) as exc:
                 # BrokenProcessPool: the process died since its last job; EOFError/OSError:
@@ -238,9 +270,14 @@ class DecoderPool:
         raise AssertionError("unreachable")
 
     def _reset_lanes(self) -> None:
+        for lane in getattr(self, "_lanes", ()):
+            if lane.channel is not None:  # a forked copy's: the parent's lanes keep theirs
+                lane.channel.close()
         self._pid = os.getpid()
         self._lanes = [_Lane() for _ in range(self.max_workers)]
-        self._idle: queue.Queue[_Lane] = queue.Queue()
+        # Last in, first out: the lane that just finished (its process warm, its memory mapped)
+        # takes the next job; the others are there for uploads at the same time.
+        self._idle: queue.Queue[_Lane] = queue.LifoQueue()
         for lane in self._lanes:
             self._idle.put(lane)
 
@@ -254,22 +291,26 @@ class DecoderPool:
                 self._reset_lanes()
             return self._idle
 
-    def _executor_for(self, lane: _Lane) -> ProcessPoolExecutor:
+    def _executor_for(self, lane: _Lane) -> tuple[ProcessPoolExecutor, handoff.Channel | None]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("The decoder pool has been shut down.")
             retired = None
             if lane.executor is not None and lane.jobs >= self.recycle_after:
-                retired, lane.executor = lane.executor, None
+                retired = (lane.executor, lane.channel)
+                lane.executor, lane.channel = None, None
             if lane.executor is None:
-                lane.executor, lane.jobs = self._new_executor(), 0
+                lane.channel = handoff.Channel() if handoff.available() else None
+                lane.executor, lane.jobs = self._new_executor(lane.channel), 0
             lane.jobs += 1
-            executor = lane.executor
+            executor, channel = lane.executor, lane.channel
         if retired is not None:
-            retired.shutdown(wait=False)
-        return executor
+            retired[0].shutdown(wait=False)
+            if retired[1] is not None:
+                retired[1].close()
+        return executor, channel
 
-    def _new_executor(self) -> ProcessPoolExecutor:
+    def _new_executor(self, channel: handoff.Channel | None) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=1,
             mp_context=_mp_context(),
@@ -278,6 +319,7 @@ class DecoderPool:
                 self.limits.worker_memory_bytes,
                 self.limits.worker_cpu_seconds,
                 os.getpid(),
+                channel.theirs if channel is not None else None,
             ),
         )
 
@@ -285,6 +327,9 @@ class DecoderPool:
         """Drop the lane's process (the next job starts a new one), killing it if asked."""
         with self._lock:
             executor, lane.executor = lane.executor, None
+            channel, lane.channel = lane.channel, None
+        if channel is not None:
+            channel.close()  # with any upload still in flight to the old process
         if executor is None:
             return
         if kill:
