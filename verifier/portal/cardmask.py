@@ -7,7 +7,9 @@ run. A run of 13-19 digits that passes the Luhn check is painted over with solid
 its last four digits, in any slot; on the card slots a run of that length is painted even
 when Luhn fails (one misread digit must not leave a number readable). On a card back every
 group of two or more digits (the security code, a printed number) is painted too; the rest,
-the signature strip included, is left. Nothing here imports Flask or writes to disk.
+the signature strip included, is left; a back on which no lone 3-4 digit group was found is
+read again from a locally equalised (CLAHE) copy, for a dark code on a dark card. Nothing
+here imports Flask or writes to disk.
 """
 
 from __future__ import annotations
