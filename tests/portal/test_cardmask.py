@@ -44,6 +44,21 @@ def card_back(code: str = "737") -> Image.Image:
     return image
 
 
+def dark_card_back(code: str = "737") -> Image.Image:
+    """A photo of a dark card whose security code is printed dark too, beside the strip."""
+    image = Image.new("RGB", (1600, 1000), (90, 140, 70))  # the table
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((200, 150, 1400, 910), fill=(30, 30, 40))
+    draw.rectangle((200, 230, 1400, 370), fill=(15, 15, 15))
+    draw.rectangle((270, 440, 1000, 530), fill=(235, 235, 225))
+    draw.text((1040, 450), code, font=ImageFont.truetype(FONT, 50), fill=(15, 15, 15))
+    small = ImageFont.truetype(FONT, 34)
+    draw.text((270, 640), "AUTHORISED SIGNATURE - NOT VALID UNLESS SIGNED", font=small,
+              fill=(230, 230, 230))  # fmt: skip
+    draw.text((270, 720), "Customer service 0800 642 1993", font=small, fill=(230, 230, 230))
+    return image
+
+
 def bill() -> Image.Image:
     image = Image.new("RGB", (1240, 1000), (250, 250, 250))
     draw = ImageDraw.Draw(image)
@@ -139,6 +154,16 @@ def test_a_card_back_has_its_security_code_covered_and_the_strip_left():
     assert "737" not in tesseract_digits(page.data)
     assert masked_share(page.data, (840, 310, 950, 380)) > 0.9
     assert masked_share(page.data, (100, 310, 600, 390)) == 0  # the signature strip
+
+
+def test_a_dark_code_on_a_dark_card_back_is_found_on_the_equalised_second_reading():
+    image = dark_card_back("737")
+    first, _ = cardmask.read_glyphs(image)
+    assert not cardmask._has_code(first)  # the plain reading misses it: the second one works
+    page = decode(encode(image, "PNG"), "card_back").pages[0]
+    assert page.masked >= 2  # the code and the service number's groups
+    assert masked_share(page.data, (1045, 462, 1125, 498)) > 0.9
+    assert masked_share(page.data, (290, 450, 900, 520)) == 0  # the signature strip
 
 
 def test_a_bill_with_dates_phones_and_references_is_not_masked():
