@@ -43,6 +43,7 @@ from verifier.portal.documents import (
     get_default_pool,
 )
 from verifier.portal.forms import DeclineForm, SubmitForm
+from verifier.portal.guidance import EXAMPLES, capture_guidance, slot_steps
 from verifier.portal.links import (
     EXPIRED_LINK,
     INVALID,
@@ -246,6 +247,9 @@ def index():
         card_kinds=CARD_KINDS,
         pending_cover=PENDING_COVER,
         pdf_pages={k: pipeline_limits(k).max_pdf_pages for k in kinds},
+        guidance=capture_guidance(_),
+        steps=slot_steps(kinds, required),
+        examples=EXAMPLES,
         **context,
     )
 
