@@ -29,13 +29,17 @@ FAKE_CAMERA = "--use-fake-device-for-media-stream"
 
 
 def card_scene(size=(640, 480), light: float = 1.0) -> Image.Image:
-    """A card-like picture: light ground, dark print all over (sharp in any crop), no glare."""
-    img = Image.new("RGB", size, (186, 196, 210))
+    """A card on a table, centred where the frame sits: light ground, dark print, no glare."""
+    width, height = size
+    img = Image.new("RGB", size, (104, 96, 90))
     draw = ImageDraw.Draw(img)
-    for y in range(8, size[1], 22):
-        draw.text((10, y), "4242 4242 4242 4242  VALID 12/29  A N OTHER " * 3, fill=(30, 34, 48))
-    draw.rounded_rectangle((40, 40, size[0] - 40, size[1] - 40), radius=30, outline=(40, 60, 120),
-                           width=6)  # fmt: skip
+    card = (width * 0.266, height * 0.303, width * 0.734, height * 0.697)
+    draw.rounded_rectangle(card, radius=18, fill=(186, 198, 214), outline=(40, 60, 120), width=4)
+    draw.rectangle((card[0] + 20, card[1] + 24, card[0] + 60, card[1] + 54), fill=(214, 180, 96))
+    left, top = int(card[0] + 20), int(card[1] + 70)
+    for line, y in enumerate(range(top, int(card[3]) - 12, 16)):
+        text = "4242 4242 4242 4242" if line % 3 == 0 else "VALID 12/29  A N OTHER"
+        draw.text((left, y), text, fill=(24, 28, 44))
     if light != 1.0:
         img = img.point(lambda v: int(v * light))
     return img
