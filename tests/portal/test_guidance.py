@@ -10,8 +10,16 @@ from tests.portal_helpers import flag_everything, token_path
 from verifier.config import PROJECT_ROOT
 from verifier.core.i18n import translations
 from verifier.core.settings import REQUIRED_SETS
-from verifier.portal.guidance import CHECKS, EXAMPLES, MESSAGES, capture_guidance, slot_steps
+from verifier.portal.guidance import (
+    CHECKS,
+    EXAMPLES,
+    MESSAGES,
+    capture_guidance,
+    slot_steps,
+    upload_page_guidance,
+)
 
+GUIDANCE_BLOCK = r'<script type="application/json" id="portal-guidance">(.*?)</script>'
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 KINDS = ("card_front", "card_back", "photo_id", "proof_of_address")
 
@@ -50,6 +58,9 @@ def test_each_document_set_counts_its_own_steps():
     everything = slot_steps(KINDS, REQUIRED_SETS["all"])
     assert [everything[k] for k in KINDS] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert slot_steps(("card_back",), [["card_back"]]) == {"card_back": (1, 1)}
+    page = upload_page_guidance(("card_back",), [["card_back"]], lambda message: message)
+    assert page["steps"] == {"card_back": (1, 1)}
+    assert page["examples"] == {"card_back": "card-back-covered.svg"}
 
 
 def test_the_upload_page_carries_the_guidance_and_the_steps_in_its_language(
@@ -60,11 +71,15 @@ def test_the_upload_page_carries_the_guidance_and_the_steps_in_its_language(
                        headers=auth).get_json()  # fmt: skip
     client.get(token_path(body))
     page = client.get("/portal/").get_data(as_text=True)
-    found = re.search(r'<script type="application/json" id="portal-guidance">(.*?)</script>', page,
-                      re.S)  # fmt: skip
+    found = re.search(GUIDANCE_BLOCK, page, re.S)
     assert found, "no guidance block"
     guidance = json.loads(found.group(1))
     assert guidance["messages"]["glare"].startswith("Reflet sur la carte")
     assert guidance["checks"] == CHECKS
     assert page.count("Étape 1 sur 2") == 2 and page.count("Étape 2 sur 2") == 2
     assert "examples/card-front-covered.svg" in page and 'id="camera"' in page
+    # The QR page's script speaks the customer's language too.
+    qr_page = client.post("/portal/handoff").get_data(as_text=True)
+    found = re.search(GUIDANCE_BLOCK, qr_page, re.S)
+    assert found, "no guidance block on the QR page"
+    assert json.loads(found.group(1))["messages"]["handoff_sent"].startswith("Votre téléphone")

@@ -68,6 +68,18 @@ MESSAGES: dict[str, str] = {
     "add_documents": N_("Add the documents above, then send them for review."),
     "elsewhere_new": N_("New uploads arrived from your other device; updating this page…"),
     "elsewhere_sent": N_("Your documents were sent from your other device."),
+    # The desktop's QR page, as the phone sends.
+    "handoff_sent": N_(
+        "Your phone has sent the documents. Thank you: there is nothing more to do here."
+    ),
+    "handoff_status_link": N_("See the status of your verification"),
+    "handoff_documents": N_(
+        "Received from your phone so far: %(count)s document(s). Send them for review on the "
+        "phone when all are in."
+    ),
+    "handoff_photo": N_(
+        "Received from your phone so far: a photo. Send it for review on the phone when all are in."
+    ),
 }
 
 # Limits of the live checks, on the framed part of a preview frame scaled to CHECK_WIDTH
@@ -118,3 +130,14 @@ def slot_steps(
         for number, kind in enumerate(members, start=1):
             steps.setdefault(kind, (number, len(members)))
     return steps
+
+
+def upload_page_guidance(
+    kinds: Sequence[str], required_sets: Iterable[Iterable[str]], translate: Callable[[str], str]
+) -> dict[str, object]:
+    """What the upload page adds to its template: the script's guidance, steps and examples."""
+    return {
+        "guidance": capture_guidance(translate),
+        "steps": slot_steps(kinds, required_sets),
+        "examples": {kind: EXAMPLES[kind] for kind in kinds},
+    }

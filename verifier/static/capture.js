@@ -213,8 +213,23 @@
     var request = close();
     if (request) request.onApp();
   });
+  // A modal view: Escape closes it, Tab stays inside it.
   panel.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") close();
+    if (event.key === "Escape") {
+      close();
+      return;
+    }
+    if (event.key !== "Tab") return;
+    var stops = panel.querySelectorAll("input, button");
+    var first = stops[0];
+    var last = stops[stops.length - 1];
+    if (event.shiftKey && document.activeElement === first) {
+      last.focus();
+      event.preventDefault();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      first.focus();
+      event.preventDefault();
+    }
   });
   window.addEventListener("resize", function () { if (current) placeFrame(); });
 })();

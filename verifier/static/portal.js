@@ -460,6 +460,8 @@
   "use strict";
   var box = document.getElementById("handoff-status");
   if (!box) return;
+  var guidance = document.getElementById("portal-guidance");
+  var M = guidance ? JSON.parse(guidance.textContent).messages : {};
   var statusUrl = box.getAttribute("data-status-url");
   var start = box.getAttribute("data-fingerprint");
   function poll() {
@@ -468,12 +470,13 @@
       .then(function (s) {
         if (!s) return;
         if (!s.open) {
-          box.textContent = "Your phone has sent the documents. Thank you: there is nothing more to do here.";
+          box.textContent = M.handoff_sent;
           box.className = "received";
           var back = document.getElementById("handoff-back");
-          if (back) back.textContent = "See the status of your verification";
+          if (back) back.textContent = M.handoff_status_link;
         } else if (s.fingerprint !== start) {
-          box.textContent = "Received from your phone so far: " + (s.ready.length ? s.ready.length + " document(s)" : "a photo") + ". Send them for review on the phone when all are in.";
+          box.textContent = s.ready.length
+            ? M.handoff_documents.replace("%(count)s", String(s.ready.length)) : M.handoff_photo;
         }
       })
       .catch(function () {});
