@@ -134,9 +134,11 @@ def test_the_camera_checks_the_picture_and_takes_it_by_itself_into_the_card_cove
     assert page.evaluate("document.getElementById('camera-video').srcObject") is None
     # The photo goes to the same covering step as a chosen file, then up.
     slot.locator("canvas.mask-canvas").wait_for(state="visible")
+    assert slot.locator(".camera-note").text_content() == "Photo taken."
     slot.locator("#covered-card_front").check()
     slot.get_by_role("button", name="Upload covered photo").click()
     slot.locator(".received").wait_for(timeout=30_000)
+    assert slot.locator(".camera-note").is_hidden()
     doc, image = stored(app, db_session, "card_front")
     assert doc.cover == "painted"
     assert 1.45 < image.width / image.height < 1.75  # the framed card, not the whole picture

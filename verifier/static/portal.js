@@ -321,6 +321,7 @@
         try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
         if (xhr.status === 201 && body && body.document) {
           uploaded.add(kind);
+          cameraNote.hidden = true;
           maskTool.hidden = true;
           uploadButton.hidden = true;
           chosen = null;
@@ -391,7 +392,10 @@
         step: slot.querySelector(".step").textContent,
         title: slot.querySelector("h2").textContent,
         opener: cameraInput,
-        onFile: function (file) { take(file); },
+        onFile: function (file, message) {
+          note(message);  // "Photo taken.", for a screen reader too
+          take(file);
+        },
         onFail: function (message) {
           capture = null;  // the input opens the camera app from now on
           note(message);
