@@ -43,6 +43,7 @@ from verifier.portal.documents import (
     get_default_pool,
 )
 from verifier.portal.forms import DeclineForm, SubmitForm
+from verifier.portal.guidance import capture_guidance, upload_page_guidance
 from verifier.portal.links import (
     EXPIRED_LINK,
     INVALID,
@@ -246,6 +247,7 @@ def index():
         card_kinds=CARD_KINDS,
         pending_cover=PENDING_COVER,
         pdf_pages={k: pipeline_limits(k).max_pdf_pages for k in kinds},
+        **upload_page_guidance(kinds, required, _),
         **context,
     )
 
@@ -492,5 +494,6 @@ def handoff():
     qr_src = segno.make(url, error="m").svg_data_uri(scale=6, dark="#14213d", light="#ffffff")
     return render_template(
         "portal/handoff.html", qr_src=qr_src, url=url, fingerprint=fingerprint,
+        guidance=capture_guidance(_),
         expires=format_when(expires, customer_locale(), case.order.timezone) if expires else None,
     )  # fmt: skip

@@ -2,11 +2,20 @@
 // let the customer paint over digits: before the image leaves the device when the browser can
 // draw it, or over the server's preview (HEIC, PDF) afterwards. A card photo counts only once
 // the customer confirms its numbers are covered. No inline script (strict CSP); without
-// JavaScript the forms still work as plain uploads with a "covered" box to tick.
+// JavaScript the forms still work as plain uploads with a "covered" box to tick. "Take a
+// photo" opens the in-page camera (capture.js) where the browser has one; its photo takes the
+// same way as a chosen file. Messages come translated from the page's JSON block.
 (function () {
   "use strict";
   var slots = document.getElementById("slots");
   if (!slots) return;
+  var guidance = document.getElementById("portal-guidance");
+  var M = guidance ? JSON.parse(guidance.textContent).messages : {};
+  function fill(message, values) {
+    return message.replace(/%\((\w+)\)s/g, function (all, name) {
+      return name in values ? String(values[name]) : all;
+    });
+  }
   var requiredSets = JSON.parse(slots.getAttribute("data-required-sets") || "[]");
   var uploaded = new Set(JSON.parse(slots.getAttribute("data-uploaded") || "[]"));
   var pendingCover = new Set();
@@ -21,11 +30,8 @@
     });
     submitButton.disabled = !complete;
     submitButton.setAttribute("aria-disabled", complete ? "false" : "true");
-    submitHelp.textContent = complete
-      ? "Everything needed is here. Send it for review."
-      : pendingCover.size
-        ? "Cover the numbers on your card photo and confirm, then send it for review."
-        : "Add the documents above, then send them for review.";
+    submitHelp.textContent = complete ? M.complete
+      : pendingCover.size ? M.cover_then_send : M.add_documents;
   }
 
   // Boxes painted over one picture, by pointer or keyboard, in canvas pixels.
@@ -162,7 +168,7 @@
         painter = new Painter(canvas, img);
         painter.redraw();
         maskTool.hidden = false;
-        uploadButton.textContent = "Upload covered photo";
+        uploadButton.textContent = M.upload_covered;
         uploadButton.hidden = false;
         uploadButton.disabled = !covered.checked;
       };
@@ -186,12 +192,10 @@
       var p = document.createElement("p");
       if (doc.needs_cover) {
         p.className = "needs-cover";
-        p.textContent = "Received, but not yet covered. Paint over the numbers on the picture below, then confirm.";
+        p.textContent = M.needs_cover;
       } else {
         p.className = "received";
-        p.textContent = doc.pages > 1
-          ? "Received (" + doc.pages + " pages). You can replace it below."
-          : "Received. You can replace it below.";
+        p.textContent = doc.pages > 1 ? fill(M.received_pages, { pages: doc.pages }) : M.received;
       }
       stateBox.appendChild(p);
       var previews = document.createElement("div");
@@ -200,7 +204,7 @@
         var img = document.createElement("img");
         img.src = src;
         img.setAttribute("data-doc", doc.ids[i]);
-        img.alt = slot.querySelector("h2").textContent + ", page " + (i + 1);
+        img.alt = fill(M.page_alt, { document: slot.querySelector("h2").textContent, page: i + 1 });
         previews.appendChild(img);
       });
       stateBox.appendChild(previews);
@@ -232,7 +236,7 @@
         c.className = "mask-canvas";
         c.tabIndex = 0;
         c.setAttribute("role", "img");
-        c.setAttribute("aria-label", "Page " + (i + 1) + " of your card photo: drag, or use the arrow keys and Enter, to cover numbers");
+        c.setAttribute("aria-label", fill(M.cover_page_label, { page: i + 1 }));
         c.setAttribute("data-doc", id);
         holder.appendChild(c);
         img.onload = function () {
@@ -282,7 +286,7 @@
             updateSubmit();
           } else {
             showError(errorEl, body && body.error ? body.error.message
-              : "That did not work (error " + xhr.status + "). Please try again.");
+              : fill(M.cover_failed, { status: xhr.status }));
           }
         });
         xhr.send(data);
@@ -308,7 +312,7 @@
       });
       xhr.upload.addEventListener("load", function () {
         progress.removeAttribute("value");  // indeterminate while the server checks the photo
-        stateBox.textContent = "Checking your file…";
+        stateBox.textContent = M.checking;
       });
       xhr.addEventListener("load", function () {
         progress.hidden = true;
@@ -317,6 +321,7 @@
         try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
         if (xhr.status === 201 && body && body.document) {
           uploaded.add(kind);
+          cameraNote.hidden = true;
           maskTool.hidden = true;
           uploadButton.hidden = true;
           chosen = null;
@@ -327,30 +332,77 @@
         } else {
           stateBox.textContent = "";
           showError(errorBox, body && body.error ? body.error.message
-            : "The upload did not work (error " + xhr.status + "). Please try again.");
+            : fill(M.upload_failed, { status: xhr.status }));
         }
       });
       xhr.addEventListener("error", function () {
         progress.hidden = true;
         uploadButton.disabled = false;
         stateBox.textContent = "";
-        showError(errorBox, "The connection was interrupted. Please check your connection and try again.");
+        showError(errorBox, M.interrupted);
       });
       xhr.send(data);
+    }
+
+    // A chosen file and a photo from the in-page camera go the same way.
+    function take(file) {
+      chosen = file;
+      clearError();
+      if (isCard && chosen.type === "application/pdf") {
+        upload(chosen, chosen.name, "pending");
+      } else if (isCard) {
+        startMasking(chosen);
+      } else {
+        upload(chosen, chosen.name);
+      }
     }
 
     inputs.forEach(function (input) {
       input.addEventListener("change", function () {
         if (!input.files || !input.files[0]) return;
-        chosen = input.files[0];
+        var file = input.files[0];
         input.value = "";
-        clearError();
-        if (isCard && chosen.type === "application/pdf") {
-          upload(chosen, chosen.name, "pending");
-        } else if (isCard) {
-          startMasking(chosen);
-        } else {
-          upload(chosen, chosen.name);
+        take(file);
+      });
+    });
+
+    // "Take a photo" (its label, or the input from the keyboard) opens the in-page camera;
+    // without one, or once it was refused, the input opens the phone's camera app as before.
+    var cameraInput = slot.querySelector("input[name=photo]");
+    var cameraNote = slot.querySelector(".camera-note");
+    var capture = window.verifierCapture;
+    var native = false;  // let the next click through to the camera app
+    function note(message) {
+      cameraNote.textContent = message;
+      cameraNote.hidden = false;
+    }
+    cameraInput.addEventListener("click", function (event) {
+      if (native) {
+        native = false;
+        return;
+      }
+      if (!capture || !capture.supported()) {
+        if (capture) note(M.camera_missing);
+        return;
+      }
+      event.preventDefault();
+      cameraNote.hidden = true;
+      capture.open({
+        kind: kind,
+        step: slot.querySelector(".step").textContent,
+        title: slot.querySelector("h2").textContent,
+        opener: cameraInput,
+        onFile: function (file, message) {
+          note(message);  // "Photo taken.", for a screen reader too
+          take(file);
+        },
+        onFail: function (message) {
+          capture = null;  // the input opens the camera app from now on
+          note(message);
+        },
+        onApp: function () {
+          native = true;
+          cameraInput.click();
         }
       });
     });
@@ -359,7 +411,7 @@
       event.preventDefault();
       if (painter) {
         if (!covered.checked) {
-          showError(errorBox, "Please tick the box to confirm the numbers are covered.");
+          showError(errorBox, M.tick_covered);
           return;
         }
         painter.redraw();
@@ -368,7 +420,7 @@
       } else if (chosen) {
         upload(chosen, chosen.name);
       } else {
-        showError(errorBox, "Choose a file or take a photo first.");
+        showError(errorBox, M.choose_first);
       }
     });
   }
@@ -398,8 +450,7 @@
       .then(function (s) {
         if (!s || busy || s.fingerprint === fingerprint) return;
         var note = document.getElementById("elsewhere");
-        note.textContent = s.open ? "New uploads arrived from your other device; updating this page…"
-          : "Your documents were sent from your other device.";
+        note.textContent = s.open ? M.elsewhere_new : M.elsewhere_sent;
         note.hidden = false;
         window.location.reload();
       })
@@ -413,6 +464,8 @@
   "use strict";
   var box = document.getElementById("handoff-status");
   if (!box) return;
+  var guidance = document.getElementById("portal-guidance");
+  var M = guidance ? JSON.parse(guidance.textContent).messages : {};
   var statusUrl = box.getAttribute("data-status-url");
   var start = box.getAttribute("data-fingerprint");
   function poll() {
@@ -421,12 +474,13 @@
       .then(function (s) {
         if (!s) return;
         if (!s.open) {
-          box.textContent = "Your phone has sent the documents. Thank you: there is nothing more to do here.";
+          box.textContent = M.handoff_sent;
           box.className = "received";
           var back = document.getElementById("handoff-back");
-          if (back) back.textContent = "See the status of your verification";
+          if (back) back.textContent = M.handoff_status_link;
         } else if (s.fingerprint !== start) {
-          box.textContent = "Received from your phone so far: " + (s.ready.length ? s.ready.length + " document(s)" : "a photo") + ". Send them for review on the phone when all are in.";
+          box.textContent = s.ready.length
+            ? M.handoff_documents.replace("%(count)s", String(s.ready.length)) : M.handoff_photo;
         }
       })
       .catch(function () {});
