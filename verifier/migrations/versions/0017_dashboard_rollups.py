@@ -73,8 +73,9 @@ class Rollup:
     "c."), and when that row counts at all."""
 
     def __init__(self, table: str, keys: list[tuple[str, str]], values: list[tuple[str, str]],
-                 where: str) -> None:  # fmt: skip
+                 where: str, joins: str = "") -> None:  # fmt: skip
         self.table, self.keys, self.values, self.where = table, keys, values, where
+        self.joins = joins  # LEFT JOINs that the expressions read (the case's decision)
 
     def _rendered(self, r: str) -> tuple[list[str], list[str], str]:
         def put(expr: str) -> str:
@@ -88,8 +89,9 @@ class Rollup:
         names = [k for k, _ in self.keys] + [v for v, _ in self.values]
         selected = keys + [f"({sign}) * ({v})" for v in values]
         updates = ", ".join(f"{v} = {self.table}.{v} + excluded.{v}" for v, _ in self.values)
+        source = f" FROM (SELECT 1) AS one {self.joins.replace('R.', r)}" if self.joins else ""
         return (
-            f"INSERT INTO {self.table} ({', '.join(names)}) SELECT {', '.join(selected)} "
+            f"INSERT INTO {self.table} ({', '.join(names)}) SELECT {', '.join(selected)}{source} "
             f"WHERE {where} ON CONFLICT ({', '.join(k for k, _ in self.keys)}) "
             f"DO UPDATE SET {updates};"
         )
@@ -100,7 +102,8 @@ class Rollup:
         sums = [f"sum({v})" for v in values]
         return (
             f"INSERT INTO {self.table} ({', '.join(names)}) "
-            f"SELECT {', '.join(keys + sums)} FROM verification_cases c WHERE {where} "
+            f"SELECT {', '.join(keys + sums)} FROM verification_cases c "
+            f"{self.joins.replace('R.', 'c.')} WHERE {where} "
             f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
         )
 
@@ -109,8 +112,9 @@ def rollups(sql: Sql) -> dict[str, list[Rollup]]:
     """The rollups, by the group of case columns whose change moves them."""
     decided = f"R.status IN {DECIDED} AND R.decided_at IS NOT NULL"
     decided_day = sql.day("R.decided_at")
-    decision = "FROM sampling_decisions d WHERE d.order_id = R.order_id"
-    sampled = f"(R.reason = 'random' OR coalesce((SELECT d.draw < d.rate_bp {decision}), false))"
+    # The case's decision, joined once for the strata's sampled flag and rate.
+    decision = "LEFT JOIN sampling_decisions d ON d.order_id = R.order_id"
+    sampled = "(R.reason = 'random' OR coalesce(d.draw < d.rate_bp, false))"
     states = {"open": f"R.status NOT IN ({', '.join(repr(s) for s in ENDED)})"}
     states |= {s: f"R.status = '{s}'" for s in ENDED}
     strata = []
@@ -143,9 +147,9 @@ def rollups(sql: Sql) -> dict[str, list[Rollup]]:
         "stratum": [
             Rollup("case_strata",
                    [("day", sql.day("R.created_at")),
-                    ("rate_bp", f"coalesce((SELECT d.rate_bp {decision}), 0)"),
+                    ("rate_bp", "coalesce(d.rate_bp, 0)"),
                     ("shard", f"R.order_id % {SHARDS}")],
-                   strata, "1 = 1"),
+                   strata, "1 = 1", decision),
         ],
     }  # fmt: skip
 
