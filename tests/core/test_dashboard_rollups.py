@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import delete, select, update
 
 from tests.review_helpers import make_staff
@@ -22,6 +23,7 @@ from verifier.core.rollups import (
     WaitingDay,
     bucket_percentiles,
 )
+from verifier.db import alembic_config
 from verifier.insight.stats import Period, decision_timing, percentile, queue_snapshot
 from verifier.models import (
     APPROVED,
@@ -264,3 +266,19 @@ def test_bucket_percentiles_interpolate_between_the_middles_of_the_buckets():
     low, high = BUCKET_RATIO**0.5, BUCKET_RATIO**20.5
     assert bucket_percentiles({0: 1, 20: 1}, (50,)) == [pytest.approx((low + high) / 2)]
     assert bucket_percentiles({-1: 1, 5: 1}, (0,)) == [0.0]
+
+
+def test_the_migration_backfills_the_rollups_from_the_rows_already_there(db_session, database_url):
+    rng = random.Random(13)
+    staff = _mixed_cases(db_session, rng, n=80)
+    db_session.commit()
+    _move_through_the_lifecycle(db_session, staff, rng)
+    db_session.commit()
+    db_session.close()
+    config = alembic_config(database_url)
+    try:
+        command.downgrade(config, "0016_audit_chain_trigger")  # drops the rollups
+        command.upgrade(config, "head")  # counts the rows that are there
+    finally:
+        command.upgrade(config, "head")
+    _assert_rollups_match(db_session)
