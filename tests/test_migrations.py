@@ -19,10 +19,12 @@ TRIGGERS = {
     "sqlite": {"rollup_decision_inserted", "rollup_case_inserted", "rollup_case_moved",
                "orders_search_inserted", "orders_search_changed", "orders_search_deleted",
                "rejected_links_case_inserted", "rejected_links_case_moved",
-               "rejected_links_case_deleted", "rejected_links_order_keys", "audit_chain_follow"},
+               "rejected_links_case_deleted", "rejected_links_order_keys", "audit_chain_follow",
+               "dash_case_inserted", "dash_case_deleted", "dash_case_decided",
+               "dash_case_waiting", "dash_case_stratum"},
     "postgresql": {"rollup_decision_inserted", "rollup_case_changed",
                    "audit_events_append_only", "rejected_links_case", "rejected_links_order",
-                   "audit_chain_follow"},
+                   "audit_chain_follow", "dash_case_changed"},
 }  # fmt: skip
 
 

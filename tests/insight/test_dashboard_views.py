@@ -66,6 +66,8 @@ def test_dashboard_renders_accessible_charts_with_their_numbers(admin_client, db
     assert "95 % confidence" in text
     assert "1 randomly sampled case still open" in text
     assert "4 rule-forced cases ended in this period, 4 rejected" in text
+    # Decision times come from buckets, and the page says how close they are.
+    assert "Medians and 90th percentiles are approximate (within ±5 %)" in text
 
 
 def test_dashboard_says_when_the_sample_is_too_small(admin_client, db_session):

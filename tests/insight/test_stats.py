@@ -120,11 +120,12 @@ def test_decision_timing_median_and_90th_percentile(db_session):
 
     timing = decision_timing(db_session, Period.ending(NOW.date(), 7))
 
+    # Read from buckets of ratio 1.1: each within ±5 % of the exact figure.
     assert timing.decided == 5
-    assert timing.flag_to_decision_median_h == pytest.approx(6)
-    assert timing.flag_to_decision_p90_h == pytest.approx(9.2)
-    assert timing.documents_to_decision_median_h == pytest.approx(5)
-    assert timing.documents_to_decision_p90_h == pytest.approx(8.2)
+    assert timing.flag_to_decision_median_h == pytest.approx(6, rel=0.05)
+    assert timing.flag_to_decision_p90_h == pytest.approx(9.2, rel=0.05)
+    assert timing.documents_to_decision_median_h == pytest.approx(5, rel=0.05)
+    assert timing.documents_to_decision_p90_h == pytest.approx(8.2, rel=0.05)
 
 
 def test_outcome_rates_share_of_ended_cases(db_session):

@@ -15,13 +15,14 @@ the plain count ratio. The interval is Wilson's at Kish's effective sample size.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from verifier.core.rollups import day_counts, rates_in
+from verifier.core.rollups import day_counts, rates_in, strata_counts
 from verifier.core.sampling import DRAW_SPACE, REASON_RANDOM, REASON_REPEAT_EXEMPT
 from verifier.models import (
     APPROVED,
@@ -169,11 +170,43 @@ def _bucket(status: str | None) -> str:
             EXPIRED: "expired"}.get(status or "", "still_open")  # fmt: skip
 
 
-def _count(statuses: list[str | None]) -> Outcomes:
-    totals = {"approved": 0, "rejected": 0, "declined": 0, "expired": 0, "still_open": 0}
-    for status in statuses:
-        totals[_bucket(status)] += 1
-    return Outcomes(**totals)
+Row = tuple[bool, int | None, str, int]  # in the random sample, rate, outcome bucket, cases
+
+
+def _strata_rows(session: Session, first: date, last: date) -> list[Row]:
+    """The cases opened from `first` to `last`, counted by the strata rollup (a rate of 0
+    there means the case had no decision)."""
+    rows: list[Row] = []
+    for rate_bp, counts in strata_counts(session, first, last):
+        for name, count in counts.items():
+            group, state = name.split("_", 1)
+            if count:
+                rows.append((group == "random", rate_bp or None,
+                             "still_open" if state == "open" else state, count))  # fmt: skip
+    return rows
+
+
+def _counted_rows(session: Session, start: datetime, end: datetime) -> list[Row]:
+    """The cases opened in [start, end), a period that is not whole days, counted from rows."""
+    # Cases are opened with their order, in the same transaction and at the same instant, so
+    # the period's flagged orders are its cases: read through the cases' own time index.
+    # A case is in the random sample when its draw fell below the rate: always so for one
+    # flagged at random; for one a rule forced, its decision says. The decision is read per
+    # case by its unique index (a correlated subquery), which keeps the plan a short index
+    # walk on both databases rather than a scan of every decision.
+    decision = select().where(SamplingDecision.order_id == VerificationCase.order_id)
+    draw_in_sample = decision.add_columns(
+        SamplingDecision.draw < SamplingDecision.rate_bp
+    ).scalar_subquery()
+    rate = decision.add_columns(SamplingDecision.rate_bp).scalar_subquery()
+    in_sample = case((VerificationCase.reason == REASON_RANDOM, True), else_=draw_in_sample)
+    grouped = session.execute(
+        select(in_sample, rate, VerificationCase.status, func.count())
+        .where(VerificationCase.created_at >= start, VerificationCase.created_at < end)
+        .group_by(in_sample, rate, VerificationCase.status)
+    ).all()
+    return [(bool(sampled), rate_bp, _bucket(status), int(count))
+            for sampled, rate_bp, status, count in grouped]  # fmt: skip
 
 
 def _midnight(day: date) -> datetime:
@@ -215,39 +248,22 @@ def estimate_failure_share(
         rates = set(rates_in(session, first, last))
     else:
         orders, exempt, rates = _orders_between(session, start, end)
-    # Cases are opened with their order, in the same transaction and at the same instant, so
-    # the period's flagged orders are its cases: read through the cases' own time index.
-    # A case is in the random sample when its draw fell below the rate: always so for one
-    # flagged at random; for one a rule forced, its decision says. The decision is read per
-    # case by its unique index (a correlated subquery), which keeps the plan a short index
-    # walk on both databases rather than a scan of every decision.
-    decision = select().where(SamplingDecision.order_id == VerificationCase.order_id)
-    draw_in_sample = decision.add_columns(
-        SamplingDecision.draw < SamplingDecision.rate_bp
-    ).scalar_subquery()
-    rate = decision.add_columns(SamplingDecision.rate_bp).scalar_subquery()
-    in_sample = case((VerificationCase.reason == REASON_RANDOM, True), else_=draw_in_sample)
-    grouped = session.execute(
-        select(in_sample, rate, VerificationCase.status, func.count())
-        .where(VerificationCase.created_at >= start, VerificationCase.created_at < end)
-        .group_by(in_sample, rate, VerificationCase.status)
-    ).all()
-    random_statuses: list[str | None] = []
-    rule_statuses: list[str | None] = []
     # rate -> [ended, rejected, not passed]: the strata of the weighted estimate.
     by_rate: dict[int, list[int]] = {}
-    for sampled, rate_bp, status, count in grouped:
-        (random_statuses if sampled else rule_statuses).extend([status] * count)
-        bucket = _bucket(status)
+    sample_totals: Counter[str] = Counter()
+    rule_totals: Counter[str] = Counter()
+    for sampled, rate_bp, bucket, count in (
+        _strata_rows(session, first, last) if whole_days else _counted_rows(session, start, end)
+    ):
+        (sample_totals if sampled else rule_totals)[bucket] += count
         # A case without its decision row (none is written so; a hand-made row) has no rate
         # to weight it by: it stays in the counts and out of the weighted strata.
-        if sampled and bucket != "still_open" and rate_bp is not None:
+        if sampled and bucket != "still_open" and rate_bp:
             tally = by_rate.setdefault(int(rate_bp), [0, 0, 0])
             tally[0] += count
             tally[1] += count if bucket == "rejected" else 0
             tally[2] += count if bucket != "approved" else 0
-    sample = _count(random_statuses)
-    rule_only = _count(rule_statuses)
+    sample, rule_only = Outcomes(**sample_totals), Outcomes(**rule_totals)
     enough = sample.ended >= min_sample
     rule_enough = rule_only.ended >= min_sample
     rejected = [Stratum(r, t[0], t[1]) for r, t in sorted(by_rate.items())]

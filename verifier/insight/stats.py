@@ -1,8 +1,9 @@
 """Dashboard numbers: orders and flags per day, the queue, decision times and outcomes.
 
-Counts come from the rollups the database keeps (verifier.core.rollups); percentiles are
-read at their rank from an ORDER BY in SQL. Nothing here pulls rows into Python to count
-them, so the dashboard costs the same at a thousand orders as at a million. Days are UTC.
+Counts come from the rollups the database keeps (verifier.core.rollups); review-time
+percentiles from its buckets (within ±5 %), waiting times at their rank through an index.
+Nothing here pulls rows into Python to count them, so the dashboard costs the same at a
+thousand orders as at a million. Days are UTC.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from verifier.core.outcomes import BAD_OUTCOMES, OrderOutcome
-from verifier.core.rollups import case_counts, day_counts
+from verifier.core.rollups import (
+    FROM_DOCUMENTS,
+    FROM_FLAG,
+    bucket_percentiles,
+    case_counts,
+    day_counts,
+    review_time_buckets,
+    waiting_days,
+)
 from verifier.core.settings import Settings
 from verifier.insight.estimate import FailureEstimate, estimate_failure_share
 from verifier.models import (
@@ -225,26 +234,27 @@ def daily_csv(rows: list[DayRow]) -> str:
 def queue_snapshot(session: Session, *, now: datetime, target_hours: int) -> QueueSnapshot:
     """Open cases now, and how long those waiting for a reviewer have waited.
 
-    Counts come from the state counters; ages from the index on (status, waiting since), so
-    the oldest, the median and the late count read a few index entries, not every case.
+    Counts come from the state counters and the waiting-days rollup; the oldest is the first
+    entry of the index on (status, waiting since), and the median and the late count walk the
+    days in the rollup, then read within one day through that index: a few rows, not every case.
     """
     counts = case_counts(session)
     in_review = counts[IN_REVIEW]
     since = func.coalesce(VerificationCase.submitted_at, VerificationCase.updated_at)
-    waiting = select(since).where(VerificationCase.status == IN_REVIEW)
+    waiting = select(since).where(VerificationCase.status == IN_REVIEW).order_by(since)
     oldest = median_since = None
     over_target = 0
-    if in_review:
-        oldest = session.scalar(waiting.order_by(since).limit(1))
-        median_since = _sql_percentile(session, waiting.order_by(since), in_review, 50)
-        over_target = (
+    days = waiting_days(session) if in_review else []
+    if days:
+        oldest = session.scalar(waiting.limit(1))
+        median_since = _waiting_percentile(session, waiting, since, days, 50)
+        cutoff = now - timedelta(hours=target_hours)
+        late_day = _midnight(cutoff.astimezone(UTC).date())
+        over_target = sum(n for day, n in days if day < late_day.date()) + (
             session.scalar(
                 select(func.count())
                 .select_from(VerificationCase)
-                .where(
-                    VerificationCase.status == IN_REVIEW,
-                    since < now - timedelta(hours=target_hours),
-                )
+                .where(VerificationCase.status == IN_REVIEW, since >= late_day, since < cutoff)
             )
             or 0
         )
@@ -259,75 +269,47 @@ def queue_snapshot(session: Session, *, now: datetime, target_hours: int) -> Que
     )
 
 
-def _sql_percentile(session: Session, ordered: Select[Any], n: int, q: float) -> Any:
-    """The q-th percentile (linear between ranks, as `percentile`) of an ordered one-column
-    SELECT of `n` rows, read at its rank with OFFSET: the database sorts, Python reads two."""
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _waiting_percentile(
+    session: Session, waiting: Select[Any], since: Any, days: list[tuple[date, int]], q: float
+) -> datetime:
+    """The q-th percentile (linear between ranks, as `percentile`) of the waiting-since times:
+    the days rollup finds the day of its rank, the index reads two entries from that day on."""
+    n = sum(count for _, count in days)
     position = (n - 1) * q / 100
     below = math.floor(position)
-    pair = session.scalars(ordered.offset(below).limit(2)).all()
-    low = _as_number(pair[0])
-    high = _as_number(pair[1]) if len(pair) > 1 else low
-    value = low + (high - low) * (position - below)
-    return datetime.fromtimestamp(value, UTC) if isinstance(pair[0], datetime | str) else value
+    seen, day = 0, days[-1][0]
+    for candidate, count in days:
+        if below < seen + count:
+            day = candidate
+            break
+        seen += count
+    pair = session.scalars(
+        waiting.where(since >= _midnight(day)).offset(below - seen).limit(2)
+    ).all()
+    low = _as_utc(pair[0]).timestamp()
+    high = _as_utc(pair[1]).timestamp() if len(pair) > 1 else low
+    return datetime.fromtimestamp(low + (high - low) * (position - below), UTC)
 
 
-def _as_number(value: Any) -> float:
-    if isinstance(value, datetime | str):
-        return _as_utc(value).timestamp()
-    return float(value)
-
-
-def _hours_between(session: Session, later: Any, earlier: Any) -> Any:
-    """SQL for the hours from `earlier` to `later` (two timestamp columns), on either database."""
-    assert session.bind is not None
-    if session.bind.dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 24.0
-    return func.extract("epoch", later - earlier) / 3600.0
-
-
-def _sql_percentiles(
-    session: Session, value: Any, where: tuple[Any, ...], n: int, qs: tuple[float, ...]
-) -> list[float | None]:
-    """Percentiles of a SQL `value` over `n` rows, linear between ranks (as `percentile`):
-    one sort in the database numbers the rows, and only the rows at the ranks come back."""
-    if not n:
-        return [None for _ in qs]
-    positions = [(n - 1) * q / 100 for q in qs]
-    wanted = {r for p in positions for r in (math.floor(p) + 1, min(math.floor(p) + 2, n))}
-    ranked = (
-        select(value.label("v"), func.row_number().over(order_by=value).label("rank"))
-        .where(*where)
-        .subquery()
-    )
-    at = dict(
-        session.execute(select(ranked.c.rank, ranked.c.v).where(ranked.c.rank.in_(wanted))).all()
-    )
-    out: list[float | None] = []
-    for position in positions:
-        below = math.floor(position)
-        low, high = float(at[below + 1]), float(at[min(below + 2, n)])
-        out.append(low + (high - low) * (position - below))
-    return out
+def _in_hours(seconds: list[float | None]) -> list[float | None]:
+    return [s / 3600 if s is not None else None for s in seconds]
 
 
 def decision_timing(session: Session, period: Period) -> Timing:
-    """Median and 90th percentile from flag (case opened) and from documents in to decision."""
-    decided = (
-        VerificationCase.status.in_((APPROVED, REJECTED)),
-        VerificationCase.decided_at >= period.start,
-        VerificationCase.decided_at < period.end,
-    )
-    from_flag = _hours_between(session, VerificationCase.decided_at, VerificationCase.created_at)
-    from_docs = _hours_between(session, VerificationCase.decided_at, VerificationCase.submitted_at)
-    counted = session.execute(
-        select(func.count(), func.count(VerificationCase.submitted_at)).where(*decided)
-    ).one()
-    n_flag, n_docs = int(counted[0]), int(counted[1])
-    flag_median, flag_p90 = _sql_percentiles(session, from_flag, decided, n_flag, (50, 90))
-    with_docs = (*decided, VerificationCase.submitted_at.is_not(None))
-    docs_median, docs_p90 = _sql_percentiles(session, from_docs, with_docs, n_docs, (50, 90))
+    """Median and 90th percentile from flag (case opened) and from documents in to decision.
+
+    Read from the review-time rollup's buckets (verifier.core.rollups): within ±5 %.
+    """
+    buckets = review_time_buckets(session, period.first, period.last)
+    flag, docs = buckets[FROM_FLAG], buckets[FROM_DOCUMENTS]
+    flag_median, flag_p90 = _in_hours(bucket_percentiles(flag, (50, 90)))
+    docs_median, docs_p90 = _in_hours(bucket_percentiles(docs, (50, 90)))
     return Timing(
-        decided=n_flag,
+        decided=sum(flag.values()),
         flag_to_decision_median_h=flag_median,
         flag_to_decision_p90_h=flag_p90,
         documents_to_decision_median_h=docs_median,

@@ -166,15 +166,29 @@ class AgreementReport:
 
 
 def agreement_report(session: Session, *, start: datetime, end: datetime) -> AgreementReport:
-    """Agreement of quality checks completed in [start, end): overall, per reviewer, and misses."""
-    rows = session.execute(
+    """Agreement of quality checks completed in [start, end): overall, per reviewer, and misses.
+
+    Counted in SQL (GROUP BY the first reviewer); only the disagreements, which the page
+    lists, come back as rows.
+    """
+    done = (QualityReview.completed_at >= start, QualityReview.completed_at < end)
+    counted = session.execute(
+        select(
+            QualityReview.first_reviewer_id,
+            func.count(),
+            func.count().filter(QualityReview.agrees.is_(True)),
+        )
+        .where(*done)
+        .group_by(QualityReview.first_reviewer_id)
+    ).all()
+    missed = session.execute(
         select(QualityReview, VerificationCase.status, Order.external_id)
         .join(VerificationCase, QualityReview.case_id == VerificationCase.id)
         .join(Order, VerificationCase.order_id == Order.id)
-        .where(QualityReview.completed_at >= start, QualityReview.completed_at < end)
+        .where(*done, QualityReview.agrees.is_not(True))
         .order_by(QualityReview.completed_at.desc(), QualityReview.id.desc())
     ).all()
-    ids = {r.first_reviewer_id for r, _, _ in rows} | {r.reviewer_id for r, _, _ in rows}
+    ids = {r[0] for r in counted} | {r.reviewer_id for r, _, _ in missed}
     wanted = {i for i in ids if i is not None}
     # A None id (no reviewer recorded) finds no label.
     labels: dict[int | None, str] = {
@@ -184,30 +198,32 @@ def agreement_report(session: Session, *, start: datetime, end: datetime) -> Agr
         )
     }
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for first_id, n, agreed in counted:
+        row = tally[labels.get(first_id, "unknown reviewer")]
+        row[0] += int(n)
+        row[1] += int(agreed)
     disagreements = []
-    for review, status, external_id in rows:
-        first = labels.get(review.first_reviewer_id, "unknown reviewer")
-        tally[first][0] += 1
-        tally[first][1] += int(bool(review.agrees))
-        if not review.agrees:
-            assert review.completed_at is not None  # selected by completed_at above
-            disagreements.append(
-                Disagreement(
-                    case_id=review.case_id,
-                    order_external_id=external_id,
-                    first_decision=status,
-                    first_reviewer=first,
-                    second_verdict=review.verdict or "",
-                    second_reviewer=labels.get(review.reviewer_id, "unknown reviewer"),
-                    completed_at=review.completed_at,
-                )
+    for review, status, external_id in missed:
+        assert review.completed_at is not None  # selected by completed_at above
+        disagreements.append(
+            Disagreement(
+                case_id=review.case_id,
+                order_external_id=external_id,
+                first_decision=status,
+                first_reviewer=labels.get(review.first_reviewer_id, "unknown reviewer"),
+                second_verdict=review.verdict or "",
+                second_reviewer=labels.get(review.reviewer_id, "unknown reviewer"),
+                completed_at=review.completed_at,
             )
+        )
     pending = session.scalar(
         select(func.count()).select_from(QualityReview).where(QualityReview.completed_at.is_(None))
     )
     assert pending is not None  # COUNT(*) with no GROUP BY returns one row
     return AgreementReport(
-        overall=Agreement("All reviewers", len(rows), sum(int(bool(r.agrees)) for r, *_ in rows)),
+        overall=Agreement(
+            "All reviewers", sum(n for n, _ in tally.values()), sum(k for _, k in tally.values())
+        ),
         per_reviewer=[Agreement(label, n, k) for label, (n, k) in sorted(tally.items())],
         disagreements=disagreements,
         pending=pending,
