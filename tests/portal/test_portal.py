@@ -280,16 +280,17 @@ def test_no_plaintext_touches_the_disk_during_a_large_upload(app, client, opened
     roots = [tmp_path, Path(tempfile.gettempdir()), Path(app.config["INSTANCE_DIR"]),
              Path("/dev/shm"), Path("/tmp")]  # fmt: skip
     scanned = 0
-    for root in roots:
-        for path in root.rglob("*") if root.exists() else ():
-            try:
-                if not path.is_file() or path.stat().st_mtime < started:
-                    continue
-                content = path.read_bytes()
-            except OSError:
+    # os.walk, not rglob: another process's temporary folder may vanish during the walk.
+    files = (Path(top, name) for root in roots for top, _, names in os.walk(root) for name in names)
+    for path in files:
+        try:
+            if not path.is_file() or path.stat().st_mtime < started:
                 continue
-            scanned += 1
-            assert not any(n in content for n in needles), f"plaintext found in {path}"
+            content = path.read_bytes()
+        except OSError:
+            continue
+        scanned += 1
+        assert not any(n in content for n in needles), f"plaintext found in {path}"
     assert scanned >= 1  # at least the encrypted blob itself was read
     audit = db_session.scalars(select(AuditEvent.details)).all()
     assert all(original[:64].hex() not in str(d) for d in audit)
