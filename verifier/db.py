@@ -61,11 +61,11 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
         if begin == "BEGIN":
             conn.exec_driver_sql(begin)
         else:
-            _begin_immediate(conn.connection.dbapi_connection)
+            conn.info["lock_waited"] = _begin_immediate(conn.connection.dbapi_connection)
 
 
-def _begin_immediate(dbapi_conn: Any) -> None:
-    """BEGIN IMMEDIATE, waiting for the write lock in short steps.
+def _begin_immediate(dbapi_conn: Any) -> bool:
+    """BEGIN IMMEDIATE, waiting for the write lock in short steps; True if it had to wait.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so under steady
     contention a writer often sleeps long after the lock came free (a p99 near a second at
@@ -78,7 +78,7 @@ def _begin_immediate(dbapi_conn: Any) -> None:
         while True:
             try:
                 dbapi_conn.execute("BEGIN IMMEDIATE")
-                return
+                return pause > 0.00005
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise

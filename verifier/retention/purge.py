@@ -12,16 +12,21 @@ A row with no key but a blob name is unfinished work and is picked up by every r
 erasure); its blob file is deleted (already gone is fine). Rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and under SQLite's write lock (``BEGIN IMMEDIATE``),
 and every update is conditional, so several processes purging at once each do their share.
+
+On SQLite the purge steps aside after every commit (``_WriteLane``): SQLite's write lock has
+no queue, so a loop of batch commits would take it again before a waiting order or delivery
+woke up to try.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, event, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, ScalarSelect
 
@@ -48,6 +53,10 @@ ERASED = "erased"
 PURGED = "purged"
 DECIDED_STATES = (APPROVED, REJECTED, DECLINED)
 FAULT_STEPS = ("claim", "shred", "delete", "finish", "sweep", "anonymise", "report")
+# On SQLite, the pause after each commit: LANE_MIN_S (longer than the 2 ms a waiting writer
+# sleeps between tries, verifier.db) or, when the purge itself had to wait for the lock (others
+# are writing), as long as it held the lock times LANE_SHARE, at most LANE_MAX_S.
+LANE_SHARE, LANE_MIN_S, LANE_MAX_S = 1.0, 0.003, 0.05
 
 SessionFactory = Callable[[], Session]
 Fault = Callable[[str], None]
@@ -233,6 +242,8 @@ def purge_due_documents(
         session.add(started)
         session.commit()
         run_id = started.id
+        if _dialect(session) == "sqlite":
+            session_factory = _WriteLane(session_factory)
     report = PurgeReport(run_id=run_id)
     failed: set[str] = set()
     while True:
@@ -270,6 +281,31 @@ def purge_due_documents(
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+class _WriteLane:
+    """A session factory whose sessions pause after each commit, so that writers waiting for
+    SQLite's write lock (orders, uploads, the worker's deliveries) get it between two batches;
+    longer while they keep the purge waiting in turn. See LANE_SHARE."""
+
+    def __init__(self, factory: SessionFactory) -> None:
+        self.factory = factory
+        self.began, self.contended = 0.0, False
+
+    def __call__(self) -> Session:
+        session = self.factory()
+        event.listen(session, "after_begin", self._begin)
+        event.listen(session, "after_commit", self._commit)
+        return session
+
+    def _begin(self, _session: Session, _transaction: Any, connection: Any) -> None:
+        self.began = time.monotonic()  # after BEGIN IMMEDIATE: the lock is ours from here
+        self.contended = bool(connection.info.get("lock_waited"))
+
+    def _commit(self, _session: Session) -> None:
+        held = time.monotonic() - self.began
+        pause = held * LANE_SHARE if self.contended else 0.0
+        time.sleep(min(max(pause, LANE_MIN_S), LANE_MAX_S))
 
 
 def _shred_batch(session_factory: SessionFactory, now: datetime, settings: Settings, run_id: int,
@@ -360,9 +396,10 @@ def finish_shredded(
             stmt = stmt.with_for_update(skip_locked=True, of=(Document, VerificationCase))
         rows = session.execute(stmt).all()
         if _dialect(session) != "postgresql":
-            # SQLite has one write lock for the whole database: end this transaction before
-            # the file I/O, or every order and upload would wait for the unlinks and fsyncs.
-            session.commit()
+            # SQLite has one write lock for the whole database: end this (read-only)
+            # transaction before the file I/O, or every order and upload would wait for the
+            # unlinks and fsyncs. A rollback, not a commit: the I/O is the write lane's pause.
+            session.rollback()
         removed, errors = delete_blobs(uploads_dir, [row.blob_name for row in rows])
         finished = [row for row in rows if row.blob_name not in errors]
         for row in rows:
