@@ -39,6 +39,7 @@ from verifier.policy.changes import policy_values
 from verifier.policy.consequences import consequences_of
 from verifier.policy.preview import preview_policy
 from verifier.portal.customer_mail import PortalContext
+from verifier.retention.priority import run_in_background_priority
 from verifier.retention.purge import purge_due_documents
 from verifier.rule_commands import rules_group
 from verifier.staff.accounts import reset_password, reset_two_factor
@@ -271,6 +272,8 @@ def purge_command(dry_run: bool, batch: int) -> None:
     session = get_session()
     settings = current_settings(session)
     session.commit()  # the purge works through sessions of its own
+    if not dry_run:
+        run_in_background_priority()  # the web workers beside it come first
     try:
         report = purge_due_documents(
             lambda: new_session(app), app.config["UPLOADS_DIR"], _now(), settings,

@@ -22,6 +22,7 @@ from verifier.notify.webhooks import deliver_due_webhooks
 from verifier.portal.customer_mail import PortalContext
 from verifier.portal.links import expire_overdue_cases, send_due_reminders
 from verifier.portal.receipts import send_outcome_receipts
+from verifier.retention.priority import run_in_background_priority
 from verifier.retention.purge import purge_due_documents
 from verifier.vault.storage import Keyring
 
@@ -94,6 +95,7 @@ def purge(app: Flask, now: datetime) -> dict[str, Any]:
         session.commit()
     finally:
         session.close()
+    run_in_background_priority()  # this lane's thread only: the other lane keeps its priority
     report = purge_due_documents(
         lambda: new_session(app), app.config["UPLOADS_DIR"], now, settings, actor="worker"
     )
