@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -79,13 +79,18 @@ class OrderInput:
 
     def payload_hash(self) -> str:
         """SHA-256 of the canonical form: the same order sent twice hashes the same."""
-        data = asdict(self)
+        # The fields as asdict() gives them, without its deep copy: every value is a string,
+        # a number, None or a flat dict of strings (the addresses), which json.dumps reads as is.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         for name in OPTIONAL_HASHED:
             if data[name] is None:
                 del data[name]
         data["placed_at"] = self.placed_at.astimezone(UTC).isoformat()
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(OrderInput))
 
 
 class _Errors:
