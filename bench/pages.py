@@ -7,7 +7,11 @@ PostgreSQL.
 Each page is requested through the whole app (routing, sign-in, templates) and timed as
 the median of its runs; its floor is the page's main query alone, run in the same process
 on the same data. Goals: every page's median under 50 ms at the largest scale, and no page
-growing more than 2x from the smallest to the largest scale (its own rows do not grow).
+growing more than 1.5x from the smallest to the largest scale: its own rows do not grow (50
+queue rows; the case page's linked history is capped at 50 orders), so what grows beyond
+that is work that scales with the tables. Each page is warmed three times first, at either
+scale, and timed as the median of 31 runs: a cold page cache or one slow run is no growth.
+The command exits non-zero when a goal is missed.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from verifier.db import new_session
 from verifier.models import Order, VerificationCase
 
 GOAL_MS = 50.0
-GOAL_GROWTH = 2.0
-RUNS = 15
+GOAL_GROWTH = 1.5
+RUNS = 31
+WARM = 3
 PASSWORD = "bench-password-" + secrets.token_hex(8)
 
 
@@ -122,7 +127,8 @@ def measure(database_url: str, work: Path) -> dict[str, tuple[float, float]]:
                 body = answer.get_data(as_text=True)
                 assert re.search(external_id, body), ("search found nothing", path, body[:3000])
 
-        page()  # warm caches and templates
+        for _ in range(WARM):
+            page()  # warm caches and templates
         with app.app_context():
             session = new_session(app)
             floor_ms = median_ms(lambda f=floor, s=session: f(s), RUNS)
@@ -162,7 +168,7 @@ def run(scales: list[int], postgres_url: str | None) -> list[Result]:
                 f"growth {growth:.2f}x)",
                 f"main query {floor_ms:.2f} ms",
                 page_ms / floor_ms,
-                f"< {GOAL_MS:.0f} ms, growth <= {GOAL_GROWTH:.0f}x",
+                f"< {GOAL_MS:.0f} ms, growth <= {GOAL_GROWTH:.1f}x",
                 met,
                 ratio_is_cost=True,
             )
