@@ -133,7 +133,7 @@ class _FourEyes(ColumnElement[bool]):
     """
 
     inherit_cache = True
-    type = NullType()  # Boolean would have SQLite compare the IN with "= 1"
+    type = NullType()  # type: ignore[assignment]  # Boolean: SQLite would add "= 1"
 
 
 @compiles(_FourEyes)

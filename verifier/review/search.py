@@ -131,7 +131,9 @@ def trigram_frequencies(session: Session) -> dict[str, dict[str, float]]:
 
 
 def _contains(
-    column: ColumnElement[str], term: str, frequencies: dict[str, float]
+    column: ColumnElement[str] | InstrumentedAttribute[str],
+    term: str,
+    frequencies: dict[str, float],
 ) -> ColumnElement[bool]:
     """`column` contains `term`, the index asked for its uncommon part (search_part) and the
     whole term checked on the rows found (`|| ''` keeps that check off the index)."""
