@@ -15,6 +15,8 @@ EXPRESSION_INDEXES = {"ix_verification_cases_waiting", "ix_verification_cases_qu
 # The queue's search index lives outside the models: an FTS5 table (and its shadow tables) on
 # SQLite, a pg_trgm GIN index on PostgreSQL.
 SEARCH_INDEXES = {"sqlite": "orders_search", "postgresql": "ix_orders_search_trgm"}
+# PostgreSQL keeps the searched columns' trigram frequencies (migration 0018).
+SEARCH_STATISTICS = {"st_orders_external_id_trgm", "st_orders_email_trgm", "st_orders_name_trgm"}
 TRIGGERS = {
     "sqlite": {"rollup_decision_inserted", "rollup_case_inserted", "rollup_case_moved",
                "orders_search_inserted", "orders_search_changed", "orders_search_deleted",
@@ -80,3 +82,7 @@ def test_the_migration_makes_the_expression_indexes_and_the_rollup_triggers(app)
             }
     assert indexes >= EXPRESSION_INDEXES | {SEARCH_INDEXES[engine.dialect.name]}
     assert triggers == TRIGGERS[engine.dialect.name]
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            statistics = {r[0] for r in conn.execute(text("SELECT stxname FROM pg_statistic_ext"))}
+        assert statistics >= SEARCH_STATISTICS

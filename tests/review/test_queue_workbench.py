@@ -3,6 +3,7 @@ four-eyes as its own state, saved filters, hints and the case page's linked hist
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from tests.review_helpers import NOW, make_case
@@ -102,3 +103,41 @@ def test_queue_hint_and_case_page_history(client, reviewer, login, db_session):
     assert "1 earlier rejection with this card" in client.get("/review/").get_data(True)
     page = client.get(f"/review/cases/{case.id}").get_data(True)
     assert "Linked history" in page and "H-0" in page and "Same card:" in page
+
+
+def test_the_second_review_tab_reads_only_its_own_cases(client, reviewer, login, db_session):
+    """The second-review tab and its count hold the in-review cases with a proposed rejection,
+    and on SQLite read them through their partial index: the planner's own choice walked
+    every in-review case (25 ms at 50,000 open cases)."""
+    from sqlalchemy import event
+
+    proposed = make_case(db_session, "FE-A", created_at=NOW - timedelta(hours=2))
+    make_case(db_session, "FE-B")
+    ended = make_case(db_session, "FE-C", status="rejected")
+    later = make_case(db_session, "FE-D")
+    for case in (proposed, ended, later):
+        case.proposed_rejection_by_id = reviewer.id
+    db_session.commit()
+    engine = client.application.extensions["verifier.engine"]
+    seen: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "proposed_rejection_by_id IS NOT NULL" in statement:
+            seen.append((statement, parameters))
+
+    login(client, reviewer)
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        body = client.get("/review/", query_string={"state": "four_eyes"}).get_data(True)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert _rows(body) == ["FE-A", "FE-D"]
+    assert re.search(r"Second review\s*<span class=\"count\">2</span>", body), "its count"
+    assert len(seen) == 2  # the tab's rows and its count
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            for statement, parameters in seen:
+                explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                plan = " ".join(row[-1] for row in explained)
+                assert "USING INDEX ix_verification_cases_four_eyes" in plan, plan
+                assert "status=?" not in plan, plan
