@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from verifier.portal import heap, supervisor
+from verifier.errors import UploadRejected
+from verifier.portal import decoding, heap, supervisor
 from verifier.portal.documents import DecoderPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,11 +142,8 @@ def test_a_decoder_killed_mid_job_is_replaced_on_the_same_socket():
     pool = DecoderPool(max_workers=1)
     try:
         first = pool._call(os.getpid, timeout=30)
-        killer = subprocess.Popen([sys.executable, "-c",
-                                   f"import os,time; time.sleep(0.5); os.kill({first}, 9)"])  # fmt: skip
-        from verifier.portal import decoding
-        from verifier.errors import UploadRejected
-
+        kill = f"import os, time; time.sleep(0.5); os.kill({first}, 9)"
+        killer = subprocess.Popen([sys.executable, "-c", kill])
         try:
             pool._call(decoding._sleep_for_test, 5, timeout=10)
             raise AssertionError("the killed job succeeded")
