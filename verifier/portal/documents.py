@@ -123,6 +123,7 @@ class DecoderPool:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="verifier-decoders-"))
         self.lanes = HostSlots(self.directory, "decode", max_workers)
         self._closed = False
+        self._started_at = -1e9
 
     def process(self, data: bytes, limits: PipelineLimits | None = None) -> ProcessedUpload:
         """Run the pipeline on ``data`` in a decoder; raise UploadRejected on any failure."""
@@ -164,6 +165,11 @@ class DecoderPool:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def _start(self) -> None:
+        # At most once a second: a supervisor just started takes a moment to take its lock,
+        # and one started meanwhile by another worker would only find it taken and exit.
+        if time.monotonic() - self._started_at < 1.0:
+            return
+        self._started_at = time.monotonic()
         supervisor.start(
             self.directory, self.max_workers, memory_bytes=self.limits.worker_memory_bytes,
             cpu_seconds=self.limits.worker_cpu_seconds, recycle_after=self.recycle_after,
