@@ -406,11 +406,6 @@ def sandbox(memory_bytes: int, cpu_seconds: int) -> None:
     _arm_cpu_limit(cpu_seconds)
 
 
-def ready() -> bool:
-    """A job that does nothing: whether a decoder answers."""
-    return True
-
-
 def run_job(data: bytes, limits: PipelineLimits) -> ProcessedUpload:
     """Worker entry point: re-arm the CPU budget and pixel cap, then run decode_upload."""
     _arm_cpu_limit(limits.worker_cpu_seconds)
