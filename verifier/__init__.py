@@ -2,7 +2,7 @@
 
 `create_app` lives in `verifier.app` and is loaded on first use: importing any module of the
 package (a decoder process imports only `verifier.portal.decoding`) must not load Flask and
-every blueprint, which cost each decoder process and its fork server about 87 MB.
+every blueprint, which cost each decoder process about 87 MB.
 """
 
 from __future__ import annotations

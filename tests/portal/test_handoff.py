@@ -6,13 +6,14 @@ import hashlib
 import io
 import os
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
 from verifier.errors import UploadRejected
-from verifier.portal import decoding, handoff
+from verifier.portal import decoding, handoff, supervisor
 from verifier.portal.documents import DecoderPool, process_upload
 
 pytestmark = pytest.mark.skipif(not handoff.available(), reason="needs Linux memfd")
@@ -37,10 +38,8 @@ def _photo() -> bytes:
 
 
 def _kill_decoders(pool: DecoderPool) -> None:
-    for lane in pool._lanes:
-        for process in list((lane.executor._processes or {}).values()):
-            os.kill(process.pid, signal.SIGKILL)
-            process.join(timeout=5)
+    for pid in pool.decoder_pids():
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_file_at_the_size_limit_arrives_intact(pool: DecoderPool) -> None:
@@ -63,12 +62,14 @@ def test_the_upload_is_sealed_anonymous_memory_not_a_file() -> None:
 
 
 def test_a_job_never_reads_a_descriptor_left_for_another(pool: DecoderPool) -> None:
-    # A descriptor whose job never ran (its process died first) still waits on the socket;
-    # the next job on that lane must take its own file, never that one.
+    # A client that handed its file over and vanished before its job was read: the next job
+    # on that decoder must take its own file, never that one.
     pool._call(os.getpid, timeout=30)
     stale = handoff.Payload(b"another customer's file")
     try:
-        pool._lanes[0].channel.send(stale)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(supervisor.socket_path(pool.directory, 0)))
+            socket.send_fds(sock, [b"\0\0\0\0"], [stale.fd])  # a frame cut short
     finally:
         stale.close()
     data = b"this customer's file" * 1000
@@ -78,25 +79,37 @@ def test_a_job_never_reads_a_descriptor_left_for_another(pool: DecoderPool) -> N
     assert received == (len(data), hashlib.sha256(data).hexdigest())
 
 
-def test_a_decoder_killed_mid_handoff_fails_that_upload_cleanly_and_leaks_nothing(
+def test_a_decoder_killed_mid_job_fails_that_upload_cleanly_and_leaks_nothing(
     pool: DecoderPool,
 ) -> None:
     photo = _photo()
     assert process_upload(photo, pool=pool).pages
     before = _open_fds()
     for _ in range(3):
-        # The upload is in flight to the decoder when it dies, before it takes it.
-        unread = handoff.Payload(photo)
-        try:
-            pool._lanes[0].channel.send(unread)
-        finally:
-            unread.close()
         with pytest.raises(UploadRejected) as caught:
-            pool._call(decoding._crash_for_test, timeout=10)
+            pool._call(decoding._crash_for_test, timeout=10, payload=photo)
         assert caught.value.code == "decoder_failed"
         assert process_upload(photo, pool=pool).pages  # a new decoder takes the next one
 
     assert _open_fds() <= before  # no descriptor, socket or memfd left behind
+
+
+def test_a_result_from_a_decoder_rebuilds_no_arbitrary_object(pool: DecoderPool) -> None:
+    # A subverted decoder could answer with a pickle that runs code in the web worker.
+    with pytest.raises(UploadRejected) as caught:
+        pool._call(_evil_outcome, timeout=10)
+
+    assert caught.value.code == "decoder_failed"
+    assert not os.path.exists("/tmp/verifier-pwned")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/verifier-pwned",))
+
+
+def _evil_outcome() -> object:
+    return _Evil()
 
 
 def test_a_decoder_killed_while_idle_is_replaced_and_the_upload_handed_over_again(
@@ -123,8 +136,8 @@ def test_many_uploads_leave_no_descriptor_open(pool: DecoderPool) -> None:
     assert _open_fds() == before
 
 
-def test_the_lane_that_just_finished_takes_the_next_job() -> None:
-    # Last in, first out: one upload after another goes to the same warm decoder.
+def test_the_decoder_that_just_finished_takes_the_next_job() -> None:
+    # The lowest free slot first: one upload after another goes to the same warm decoder.
     two = DecoderPool(max_workers=2)
     try:
         two.warm()

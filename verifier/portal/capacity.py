@@ -60,7 +60,7 @@ class HostSlots:
         self.name = name
         self.count = count
         self._lock = threading.Lock()
-        self._held: set[int] = set()
+        self._held: dict[int, int] = {}  # descriptor -> slot index
 
     def try_acquire(self) -> int | None:
         """Take a free slot now and return its descriptor, or None when all are taken."""
@@ -74,7 +74,7 @@ class HostSlots:
                 os.close(fd)
                 continue
             with self._lock:
-                self._held.add(fd)
+                self._held[fd] = index
             return fd
         return None
 
@@ -87,9 +87,14 @@ class HostSlots:
                 return fd
             time.sleep(_POLL_S)
 
+    def index_of(self, fd: int) -> int:
+        """Which slot a descriptor from `acquire` holds (decoder i serves slot i)."""
+        with self._lock:
+            return self._held[fd]
+
     def release(self, fd: int) -> None:
         with self._lock:
-            self._held.discard(fd)
+            self._held.pop(fd, None)
         os.close(fd)  # closing the file drops its flock
 
     @contextmanager

@@ -1,7 +1,7 @@
 """Pixel work of the upload pipeline: sniff, decode or render, normalise, re-encode, check.
 
 Everything here touches hostile bytes, so `verifier.portal.documents` normally runs it in a
-decoder process (`run_job`, after `init_worker`); `decode_upload` also runs in-process for
+decoder process (`run_job`, forked after `preload`); `decode_upload` also runs in-process for
 tests and simple callers. Nothing here imports Flask or writes to disk.
 """
 
@@ -12,8 +12,6 @@ import io
 import math
 import os
 import resource
-import select
-import socket
 import struct
 import threading
 import time
@@ -27,7 +25,7 @@ from PIL import Image, ImageFilter, ImageStat
 
 from verifier.core.i18n import N_
 from verifier.errors import UploadRejected
-from verifier.portal import admission, cardmask, handoff, heap
+from verifier.portal import admission, cardmask, heap
 
 MIB = 1024 * 1024
 
@@ -388,56 +386,24 @@ def _register_heif() -> None:
             _heif_registered = True
 
 
-def init_worker(
-    memory_bytes: int, cpu_seconds: int, owner_pid: int = 0, channel: socket.socket | None = None
-) -> None:
-    """Pool initializer: die with the owning web worker, cap address space and CPU time, forbid core
-    dumps, load decoders; `channel` is where uploads are handed over (verifier.portal.handoff)."""
-    _die_with_owner(owner_pid)
-    handoff.install(channel)
+def preload() -> None:
+    """In the decoder supervisor, once: load the decoder libraries, the magic database and
+    the OCR engine, so every decoder forked from it shares them (copy on write)."""
     heap.limit_arenas()
     # A core file of a decoder would put a customer's document on disk in plaintext.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # Map the decoder libraries and the magic database before capping the address space.
     _register_heif()
     magic.from_buffer(b"\xff\xd8\xff", mime=True)
     with contextlib.suppress(cardmask.OcrUnavailable):  # then each job is refused, and says why
         cardmask.load_engine()
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def sandbox(memory_bytes: int, cpu_seconds: int) -> None:
+    """In a decoder, before its first job: cap address space and CPU time, no core dumps."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     _arm_cpu_limit(cpu_seconds)
-
-
-def _die_with_owner(owner_pid: int) -> None:
-    """Exit at once when the web worker that owns this decoder is gone, however it died
-    (kill -9 runs no cleanup). The decoder's own parent is the fork server, so the owner is
-    watched directly: through a pidfd where Linux has one (no confusion with a reused pid),
-    else by polling."""
-    if owner_pid <= 0:
-        return
-    try:
-        pidfd = os.pidfd_open(owner_pid)
-    except (AttributeError, OSError):
-        pidfd = None
-
-    def watch() -> None:
-        if pidfd is not None:
-            select.select([pidfd], [], [])  # readable once the owner has exited
-        else:
-            while True:
-                try:
-                    os.kill(owner_pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
-
-
-def ready() -> bool:
-    """A job that does nothing: starting a lane's process ahead of the first upload."""
-    return True
 
 
 def run_job(data: bytes, limits: PipelineLimits) -> ProcessedUpload:

@@ -1,0 +1,87 @@
+"""Under gunicorn, as `make serve` runs it: one set of decoders for the host, whatever the
+number of workers, started by the master and gone with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.server_helpers import BIN, free_port, run_cli
+from verifier.portal import supervisor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _serves(pid: str, slots: Path) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"verifier.portal.supervisor" in command and str(slots).encode() in command
+
+
+def test_workers_share_the_hosts_decoders_and_none_outlives_the_master(tmp_path):
+    port = free_port()
+    (tmp_path / "uploads").mkdir()
+    env = os.environ | {
+        "VERIFIER_INSTANCE_DIR": str(tmp_path / "instance"),
+        "VERIFIER_UPLOADS_DIR": str(tmp_path / "uploads"),
+        "VERIFIER_BASE_URL": f"http://127.0.0.1:{port}",
+        "VERIFIER_LOG_LEVEL": "WARNING",
+        "VERIFIER_DECODERS": "2",
+    }
+    env.pop("VERIFIER_DATABASE_URL", None)
+    run_cli(env, "migrate")
+    master = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "3",
+         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
+         "wsgi:app"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    slots = tmp_path / "instance" / "decoder-slots"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).read()
+                if len(supervisor.decoder_pids(slots)) == 2:
+                    break
+            except OSError:
+                pass
+            assert master.poll() is None and time.monotonic() < deadline, "no gunicorn"
+            time.sleep(0.2)
+        boss = supervisor.supervisor_pid(slots)
+        decoders = supervisor.decoder_pids(slots)
+        supervisors = [pid for pid in os.listdir("/proc") if pid.isdigit() and _serves(pid, slots)]
+        # 3 workers, 2 decoders in all (not 2 each), and one supervisor for them.
+        assert len(decoders) == 2 and len(supervisors) == 1 + len(decoders)
+        workers = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+        assert len(workers) == 3 + 1  # and the supervisor, which the master started
+        for worker in workers:  # no worker has decoders (or a fork server) of its own
+            assert int(worker) == boss or not Path(f"/proc/{worker}/task/{worker}/children"
+                                                   ).read_text().split()  # fmt: skip
+
+        os.kill(master.pid, signal.SIGKILL)  # no hook runs
+        master.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(_running(p) for p in [boss, *decoders]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(p) for p in [boss, *decoders]), "a decoder outlived the master"
+    finally:
+        if master.poll() is None:
+            master.kill()
+        os.killpg(master.pid, signal.SIGKILL)  # its workers
+        master.wait(timeout=30)
