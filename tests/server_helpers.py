@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,3 +23,29 @@ def run_cli(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
         [str(BIN / "verifier"), *args], env=env, check=True, capture_output=True, text=True
     ).stdout
+
+
+def server_env(work: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a throw-away SQLite installation under `work` served on `port`."""
+    (work / "uploads").mkdir(exist_ok=True)
+    env = (
+        os.environ
+        | {
+            "VERIFIER_INSTANCE_DIR": str(work / "instance"),
+            "VERIFIER_UPLOADS_DIR": str(work / "uploads"),
+            "VERIFIER_BASE_URL": f"http://127.0.0.1:{port}",
+            "VERIFIER_LOG_LEVEL": "WARNING",
+        }
+        | extra
+    )
+    env.pop("VERIFIER_DATABASE_URL", None)
+    return env
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan may wait to be reaped by init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")

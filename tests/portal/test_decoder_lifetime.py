@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.server_helpers import process_running
 from verifier.errors import UploadRejected
 from verifier.portal import decoding, heap, supervisor
 from verifier.portal.documents import DecoderPool
@@ -28,15 +29,6 @@ time.sleep(120)
 """
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a killed orphan may wait to be reaped by init)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _worker(directory: Path) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen([sys.executable, "-c", WORKER, str(directory)], cwd=ROOT,
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -45,9 +37,9 @@ def _worker(directory: Path) -> tuple[subprocess.Popen[str], int]:
 
 def _gone(pids: list[int], within: float = 15.0) -> bool:
     deadline = time.monotonic() + within
-    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not any(_running(pid) for pid in pids)
+    return not any(process_running(pid) for pid in pids)
 
 
 def test_warm_starts_every_decoder_before_any_upload():
@@ -55,7 +47,7 @@ def test_warm_starts_every_decoder_before_any_upload():
     try:
         assert pool.warm()
         pids = pool.decoder_pids()
-        assert len(pids) == 2 and all(_running(pid) for pid in pids)
+        assert len(pids) == 2 and all(process_running(pid) for pid in pids)
     finally:
         pool.shutdown()
     assert _gone(pids)
@@ -89,7 +81,7 @@ def test_no_decoder_outlives_its_owner_killed_with_sigkill(tmp_path):
     try:
         boss = supervisor.supervisor_pid(tmp_path)
         pids = [boss, *supervisor.decoder_pids(tmp_path)]
-        assert len(pids) == 3 and all(_running(pid) for pid in pids)
+        assert len(pids) == 3 and all(process_running(pid) for pid in pids)
         os.kill(worker.pid, signal.SIGKILL)  # no hook runs: nothing cleans up
         worker.wait(timeout=10)
         assert _gone(pids), "a decoder or the supervisor outlived its owner"

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.portal_helpers import jpeg_bytes
-from tests.server_helpers import BIN, free_port, run_cli
+from tests.server_helpers import BIN, free_port, run_cli, server_env
 from verifier.portal import admission
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,17 +69,8 @@ def large_png(edge: int) -> bytes:
 def server(tmp_path):
     """One gunicorn worker (8 threads) with two host decode slots, as a 2-core host has."""
     port = free_port()
-    (tmp_path / "uploads").mkdir()
-    env = os.environ | {
-        "VERIFIER_INSTANCE_DIR": str(tmp_path / "instance"),
-        "VERIFIER_UPLOADS_DIR": str(tmp_path / "uploads"),
-        "VERIFIER_BASE_URL": f"http://127.0.0.1:{port}",
-        "VERIFIER_LOG_LEVEL": "WARNING",
-        "VERIFIER_DECODERS": "2",
-        # Each customer comes from an address of their own (X-Forwarded-For, one proxy).
-        "VERIFIER_TRUSTED_PROXIES": "1",
-    }
-    env.pop("VERIFIER_DATABASE_URL", None)
+    # Each customer comes from an address of their own (X-Forwarded-For, one proxy).
+    env = server_env(tmp_path, port, VERIFIER_DECODERS="2", VERIFIER_TRUSTED_PROXIES="1")
     run_cli(env, "migrate")
     run_cli(env, "set-rate", "100", "--reason", "heavy files test")
     key = run_cli(env, "create-api-key", "heavy").strip().splitlines()[-1]

@@ -10,18 +10,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.server_helpers import BIN, free_port, run_cli
+from tests.server_helpers import BIN, free_port, process_running, run_cli, server_env
 from verifier.portal import supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _serves(pid: str, slots: Path) -> bool:
@@ -34,15 +26,7 @@ def _serves(pid: str, slots: Path) -> bool:
 
 def test_workers_share_the_hosts_decoders_and_none_outlives_the_master(tmp_path):
     port = free_port()
-    (tmp_path / "uploads").mkdir()
-    env = os.environ | {
-        "VERIFIER_INSTANCE_DIR": str(tmp_path / "instance"),
-        "VERIFIER_UPLOADS_DIR": str(tmp_path / "uploads"),
-        "VERIFIER_BASE_URL": f"http://127.0.0.1:{port}",
-        "VERIFIER_LOG_LEVEL": "WARNING",
-        "VERIFIER_DECODERS": "2",
-    }
-    env.pop("VERIFIER_DATABASE_URL", None)
+    env = server_env(tmp_path, port, VERIFIER_DECODERS="2")
     run_cli(env, "migrate")
     master = subprocess.Popen(
         [str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "3",
@@ -77,9 +61,11 @@ def test_workers_share_the_hosts_decoders_and_none_outlives_the_master(tmp_path)
         os.kill(master.pid, signal.SIGKILL)  # no hook runs
         master.wait(timeout=10)
         deadline = time.monotonic() + 15
-        while any(_running(p) for p in [boss, *decoders]) and time.monotonic() < deadline:
+        while any(process_running(p) for p in [boss, *decoders]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_running(p) for p in [boss, *decoders]), "a decoder outlived the master"
+        assert not any(process_running(p) for p in [boss, *decoders]), (
+            "a decoder outlived the master"
+        )
     finally:
         if master.poll() is None:
             master.kill()
