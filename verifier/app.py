@@ -16,6 +16,7 @@ from verifier.config import PROJECT_ROOT, load_config
 from verifier.core.policies import PolicyCache
 from verifier.insight.views import bp as dashboard_bp
 from verifier.intake.connector_views import bp as connectors_bp
+from verifier.intake.group_commit import GroupCommit
 from verifier.intake.integration_views import bp as integrations_bp
 from verifier.intake.views import bp as api_bp
 from verifier.notify.views import bp as webhooks_bp
@@ -88,6 +89,12 @@ def configure_settings(app: Flask, test_config: Mapping[str, Any] | None) -> Non
 def configure_caches(app: Flask) -> None:
     # The policy in force, checked against the newest version on every use (core.policies).
     app.extensions["verifier.policy_cache"] = PolicyCache()
+    # SQLite: cleared orders from this process's request threads, written in shared
+    # transactions, so its one write lock is taken once per batch (verifier.intake.views).
+    engine = db.get_engine(app)
+    app.extensions["verifier.group_commit"] = (
+        GroupCommit(engine) if engine.dialect.name == "sqlite" else None
+    )
 
 
 def configure_logging(app: Flask) -> None:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for the write lock
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# An execution option: this connection's transactions only read (SQLite begins them deferred).
+READS_ONLY = "verifier_reads_only"
 
 
 def make_engine(url: str, *, immediate: bool = True, **engine_options) -> Engine:
@@ -57,9 +59,10 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
     def _on_begin(conn):
         # A deferred transaction that reads and then writes can fail at once with "database
         # is locked" when another writer got there first; taking the write lock up front makes
-        # concurrent writers queue for it instead.
-        if begin == "BEGIN":
-            conn.exec_driver_sql(begin)
+        # concurrent writers queue for it instead. A reader's transaction (READS_ONLY) takes
+        # no lock: in WAL mode it reads a snapshot while a writer writes.
+        if begin == "BEGIN" or conn.get_execution_options().get(READS_ONLY):
+            conn.exec_driver_sql("BEGIN")
         else:
             conn.info["lock_waited"] = _begin_immediate(conn.connection.dbapi_connection)
 
@@ -95,6 +98,11 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["verifier.engine"] = engine
     app.extensions["verifier.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    # SQLite: the same pool and events, its transactions taking no write lock. PostgreSQL
+    # takes no lock to read, so there the request's one session serves (get_read_session).
+    if engine.dialect.name == "sqlite":
+        readers = engine.execution_options(**{READS_ONLY: True})
+        app.extensions["verifier.read_sessionmaker"] = sessionmaker(readers, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
@@ -114,8 +122,23 @@ def get_session() -> Session:
     return g.db_session
 
 
+def get_read_session() -> Session:
+    """The current request's session for reads that must not wait for (or hold) SQLite's write
+    lock, created on first use; it must not write. End its transaction (commit) once read.
+    On PostgreSQL it is the request's session (`get_session`)."""
+    if "verifier.read_sessionmaker" not in current_app.extensions:
+        return get_session()
+    if "db_read_session" not in g:
+        g.db_read_session = current_app.extensions["verifier.read_sessionmaker"]()
+    return g.db_read_session
+
+
 def _close_session(exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
+    for name in ("db_session", "db_read_session"):
+        _close(g.pop(name, None))
+
+
+def _close(session: Session | None) -> None:
     if session is not None:
         # Whatever the view did not commit is rolled back: one transaction per request.
         try:

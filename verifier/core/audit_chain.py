@@ -190,28 +190,31 @@ def append_event(
     conn: Connection, head: tuple[int, str] | None, *, at: datetime, actor_type: str,
     actor_id: str | None, action: str, target_type: str | None, target_id: str | None,
     details: dict[str, Any],
-) -> bool:  # fmt: skip
-    """INSERT one event linked after `head` (seq, hash read earlier in this transaction).
+) -> tuple[int, str] | None:  # fmt: skip
+    """INSERT one event linked after `head` (seq, hash read earlier, a hint); the new head.
 
     The only chain statement is the event's own INSERT: `seq` is unique, so when another
     transaction linked an event after `head` was read, ON CONFLICT DO NOTHING inserts nothing
     (on PostgreSQL after waiting for that transaction); then PostgreSQL takes the head's lock
     (UPDATE ... RETURNING, as the session path does) and SQLite reads the head again, and the
     hash is recomputed. Two events can never share a position (no fork), and the head row follows
-    by trigger. On SQLite the write lock, taken before `head` was read, makes a retry rare.
-    Returns False when there is no head row (a new database): link through the session then.
+    by trigger. On SQLite `head` is read before the write lock is taken (the API reads it with
+    the key; a group commit carries it on from event to event), so after another process's
+    write one INSERT finds its seq taken and the head is read again under the lock.
+    Returns the event's (seq, hash), the chain's head once it commits, or None when there is no
+    head row (a new database): link through the session then.
     """
     append = _APPEND[conn.dialect.name]
     for _ in range(MAX_APPEND_TRIES):
         if head is None or head[0] is None:
-            return False
+            return None
         seq, prev = head[0] + 1, head[1]
         fields = (seq, at, actor_type, actor_id, action, target_type, target_id, details, prev)
         digest = hashlib.sha256(canonical_bytes(*fields)).hexdigest()
         inserted = append.run(conn, dict(zip(EVENT_FIELDS, (*fields[1:8], seq, prev, digest),
                                              strict=True))).first()  # fmt: skip
         if inserted is not None:
-            return True
+            return seq, digest
         if conn.dialect.name == "postgresql":
             # Lost a race: take the head's lock (waiting for the winner's commit) instead of
             # trying again and again under load; the trigger then stores this event's hash.

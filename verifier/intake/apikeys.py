@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -102,13 +103,19 @@ def _key_check_statement() -> Prepared:
 _KEY_CHECK = _key_check_statement()
 
 
-def check_api_key(session: Session, presented: str, now: datetime) -> KeyCheck | None:
+def check_api_key(
+    session: Session,
+    presented: str,
+    now: datetime,
+    writer: Callable[[], Session] | None = None,
+) -> KeyCheck | None:
     """`authenticate_api_key` for the intake's hot path: the active key, or None.
 
     Nothing is cached: every request reads the key's row by the unique index on its hash (a
     revocation refuses the very next request), the newest policy version and the audit
     chain's head, all in one prepared query on the driver. When the key's use is due to be
-    noted (once a minute) it goes through `authenticate_api_key`, which writes that down.
+    noted (once a minute) it goes through `authenticate_api_key` on the session `writer()`
+    gives (default: `session`), which writes that down; the caller commits it.
     """
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
@@ -120,7 +127,7 @@ def check_api_key(session: Session, presented: str, now: datetime) -> KeyCheck |
         return None
     key_id, _active, recent, version, head_seq, head_hash = found
     if not recent:
-        slow = authenticate_api_key(session, presented, now)
+        slow = authenticate_api_key(writer() if writer else session, presented, now)
         return None if slow is None else KeyCheck(slow.key.id, slow.policy_version, None)
     head = None if head_seq is None else (int(head_seq), head_hash)
     return KeyCheck(key_id, version, head)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -88,10 +88,12 @@ def order_facts(data: OrderInput, velocity: dict[tuple[str, int], int]) -> Order
     )
 
 
-def _existing(session: Session, data: OrderInput) -> IntakeResult | None:
+def existing_order(session: Session, data: OrderInput) -> IntakeResult:
+    """The stored order with `data`'s external id, as a resend's answer; ConflictError when
+    its details differ (or it was removed after the INSERT found it)."""
     order = get_order(session, data.external_id)
     if order is None:
-        return None
+        raise ConflictError(f"Order {data.external_id!r} was stored and removed meanwhile.")
     if order.payload_hash != data.payload_hash():
         raise ConflictError(
             f"An order with external_id {data.external_id!r} already exists with different "
@@ -100,29 +102,24 @@ def _existing(session: Session, data: OrderInput) -> IntakeResult | None:
     return IntakeResult(order, created=False)
 
 
-def submit_order(
-    session: Session,
-    data: OrderInput,
-    *,
-    source: str,
-    rng: random.Random,
-    now: datetime,
-    portal: PortalContext,
-    actor_id: str | None = None,
-    policy: PolicyInForce | None = None,
-    chain_head: tuple[int, str] | None = None,
-) -> IntakeResult:
-    """Store a new order with its sampling decision, or return the stored one unchanged.
+@dataclass(frozen=True)
+class Decided:
+    """What intake read and drew for an order before writing it: its link keys, the draw and
+    the policy that decided it."""
 
-    A flagged order gets a case, a link and an invitation email in the outbox. Raises
-    ConflictError when the external id exists with a different payload. Flushes only.
-    `policy` is the policy in force when the caller holds it (the API's cache); otherwise it
-    is read here. A new cleared order costs three statements: the order, its decision and its
-    audit event (the decision's trigger counts it in the daily rollup), and one more when a rule
-    counts orders by velocity (verifier.core.velocity). With `chain_head` (the audit chain's
-    head read earlier in this transaction, as the API does) a cleared order goes in by prepared
-    Core statements, its event linked into the chain by its own INSERT (`_insert_cleared`); a
-    flagged one takes the ORM path, which opens its case.
+    keys: LinkKeys
+    decision: Any  # verifier.core.sampling.SampleDecision
+    policy: PolicyInForce
+
+
+def decide_order(
+    session: Session, data: OrderInput, *, rng: random.Random, now: datetime,
+    policy: PolicyInForce | None = None,
+) -> Decided:  # fmt: skip
+    """Read what the sampler needs (velocity counts, a recent approval) and draw, once.
+
+    Reads only: the API runs it outside the write transaction. `policy` is the policy in force
+    when the caller holds it (the API's cache); otherwise it is read here.
     """
     if policy is None:
         policy = PolicyInForce.of(current_policy(session))
@@ -144,16 +141,50 @@ def submit_order(
         before=now,
     )
     decision = draw_sample(policy.sampler, facts, rng, repeat_exempt=repeat_exempt)
-    if chain_head is not None and not decision.flagged:
-        return _insert_cleared(session, data, keys, decision, policy, chain_head,
+    return Decided(keys, decision, policy)
+
+
+def submit_order(
+    session: Session,
+    data: OrderInput,
+    *,
+    source: str,
+    rng: random.Random,
+    now: datetime,
+    portal: PortalContext,
+    actor_id: str | None = None,
+    policy: PolicyInForce | None = None,
+    chain_head: tuple[int, str] | None = None,
+) -> IntakeResult:
+    """Store a new order with its sampling decision, or return the stored one unchanged.
+
+    A flagged order gets a case, a link and an invitation email in the outbox. Raises
+    ConflictError when the external id exists with a different payload. Flushes only.
+    A new cleared order costs three statements: the order, its decision and its audit event
+    (the decision's trigger counts it in the daily rollup), and one more when a rule counts
+    orders by velocity (verifier.core.velocity). With `chain_head` (a hint of the audit
+    chain's head) a cleared order goes in by prepared Core statements, its event linked into
+    the chain by its own INSERT (`write_cleared`); a flagged one takes the ORM path.
+    """
+    decided = decide_order(session, data, rng=rng, now=now, policy=policy)
+    if chain_head is not None and not decided.decision.flagged:
+        return _insert_cleared(session, data, decided, chain_head,
                                source=source, now=now, actor_id=actor_id)  # fmt: skip
-    order = _insert_new_order(session, data, keys, source=source, now=now)
+    return store_order(session, data, decided, source=source, now=now, portal=portal,
+                       actor_id=actor_id)  # fmt: skip
+
+
+def store_order(
+    session: Session, data: OrderInput, decided: Decided, *, source: str, now: datetime,
+    portal: PortalContext, actor_id: str | None = None,
+) -> IntakeResult:  # fmt: skip
+    """The ORM path: the order, its decision and event and, when flagged, its case and
+    invitation, flushed in `session`; a resend answers from the stored order."""
+    decision, policy = decided.decision, decided.policy
+    order = _insert_new_order(session, data, decided.keys, source=source, now=now)
     if order is None:
         # The external id is taken (a resend, or a concurrent request that got there first).
-        found = _existing(session, data)
-        if found is None:
-            raise ConflictError(f"Order {data.external_id!r} was stored and removed meanwhile.")
-        return found
+        return existing_order(session, data)
     decision_row = SamplingDecision(
         order_id=order.id,
         policy_id=policy.id,
@@ -269,42 +300,69 @@ DECISION_FIELDS = ("order_id", "policy_id", "flagged", "reason", "rules_matched"
 _PREPARED = {name: _prepared_inserts(name) for name in ("postgresql", "sqlite")}
 
 
+@dataclass(frozen=True)
+class ClearedWrite:
+    """A cleared order's three rows, ready to write: the order, its decision (without its
+    order id) and its audit event's fields."""
+
+    order: dict[str, Any]
+    decision: dict[str, Any]
+    event: dict[str, Any]
+
+
+def cleared_write(
+    data: OrderInput, decided: Decided, *, source: str, now: datetime, actor_id: str | None
+) -> ClearedWrite:
+    decision = decided.decision
+    decision_values = {
+        "policy_id": decided.policy.id, "flagged": False, "reason": decision.reason,
+        "rules_matched": list(decision.rules_matched), "draw": decision.draw,
+        "rate_bp": decision.rate_bp, "created_at": now,
+    }  # fmt: skip
+    event = {"at": now, "actor_type": _actor_type(source), "actor_id": actor_id,
+             "action": "order.received", "target_type": "order", "target_id": data.external_id,
+             "details": {"flagged": False, "reason": decision.reason,
+                         "policy_version": decision.policy_version}}  # fmt: skip
+    return ClearedWrite(_order_values(data, decided.keys, source, now), decision_values, event)
+
+
+def write_cleared(
+    conn: Connection, write: ClearedWrite, head: tuple[int, str]
+) -> tuple[int | None, tuple[int, str]]:
+    """INSERT a cleared order, its decision and its chained audit event on `conn`: three
+    prepared statements. Returns the order's id (None when its external id is taken, and
+    nothing was written) and the chain's head after it."""
+    order_insert, decision_insert = _PREPARED[conn.dialect.name]
+    row = order_insert.run(conn, write.order).first()
+    if row is None:
+        return None, head
+    decision_insert.run(conn, {"order_id": row[0], **write.decision})
+    linked = append_event(conn, head, **write.event)
+    if linked is None:
+        raise RuntimeError("the audit chain has no head row")  # the caller checked it has
+    return row[0], linked
+
+
+def cleared_result(write: ClearedWrite, order_id: int, policy_version: int) -> IntakeResult:
+    """The answer for a cleared order just written, from what was written: no loading."""
+    order = Order(id=order_id, **write.order)
+    decision_row = SamplingDecision(id=None, order_id=order_id, **write.decision)
+    set_committed_value(order, "decision", decision_row)
+    set_committed_value(order, "case", None)
+    return IntakeResult(order, created=True, policy_version=policy_version)
+
+
 def _insert_cleared(
-    session: Session, data: OrderInput, keys: LinkKeys, decision: Any, policy: PolicyInForce,
-    chain_head: tuple[int, str], *, source: str, now: datetime, actor_id: str | None,
+    session: Session, data: OrderInput, decided: Decided, chain_head: tuple[int, str], *,
+    source: str, now: datetime, actor_id: str | None,
 ) -> IntakeResult:  # fmt: skip
-    """A cleared order in three prepared statements: order, decision, chained audit event.
+    """A cleared order in three prepared statements in the session's transaction.
 
     Nothing enters the session's unit of work; the answer is built from transient objects
     holding what was written. A resend or a clash answers from the stored order as before.
     """
-    conn = session.connection()
-    order_insert, decision_insert = _PREPARED[conn.dialect.name]
-    values = _order_values(data, keys, source, now)
-    row = order_insert.run(conn, values).first()
-    if row is None:
-        found = _existing(session, data)
-        if found is None:
-            raise ConflictError(f"Order {data.external_id!r} was stored and removed meanwhile.")
-        return found
-    decision_values = {
-        "order_id": row[0], "policy_id": policy.id, "flagged": False, "reason": decision.reason,
-        "rules_matched": list(decision.rules_matched), "draw": decision.draw,
-        "rate_bp": decision.rate_bp, "created_at": now,
-    }  # fmt: skip
-    decision_insert.run(conn, decision_values)
-    actor_type = _actor_type(source)
-    details = {"flagged": False, "reason": decision.reason,
-               "policy_version": decision.policy_version}  # fmt: skip
-    if not append_event(conn, chain_head, at=now, actor_type=actor_type, actor_id=actor_id,
-                        action="order.received", target_type="order",
-                        target_id=data.external_id, details=details):  # fmt: skip
-        # No head row yet (a new database): the session links it at commit.
-        record_event(session, "order.received", actor_type=actor_type, actor_id=actor_id,
-                     target_type="order", target_id=data.external_id, details=details,
-                     now=now)  # fmt: skip
-    order = Order(id=row[0], **values)
-    decision_row = SamplingDecision(id=None, **decision_values)
-    set_committed_value(order, "decision", decision_row)
-    set_committed_value(order, "case", None)
-    return IntakeResult(order, created=True, policy_version=policy.version)
+    write = cleared_write(data, decided, source=source, now=now, actor_id=actor_id)
+    order_id, _head = write_cleared(session.connection(), write, chain_head)
+    if order_id is None:
+        return existing_order(session, data)
+    return cleared_result(write, order_id, decided.policy.version)

@@ -7,16 +7,27 @@ from datetime import UTC, datetime
 from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from sqlalchemy.orm import Session
 
 from verifier.core.checks import EXTERNAL_ID_RE
 from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, record_outcome
-from verifier.db import get_session
+from verifier.db import get_read_session, get_session
 from verifier.errors import NotFoundError, VerifierError
 from verifier.intake.answers import order_body
 from verifier.intake.apikeys import check_api_key
+from verifier.intake.group_commit import GroupCommit
 from verifier.intake.openapi import openapi_document
-from verifier.intake.orders import get_order, submit_order
-from verifier.intake.payload import parse_order
+from verifier.intake.orders import (
+    IntakeResult,
+    cleared_result,
+    cleared_write,
+    decide_order,
+    existing_order,
+    get_order,
+    store_order,
+    submit_order,
+)
+from verifier.intake.payload import OrderInput, parse_order
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.holds import hold_body, hold_order, release_order_hold
 from verifier.web.http import json_error
@@ -30,16 +41,37 @@ def _limit_body():
     request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
 
 
-def require_api_key(view):
-    """Reject the request with 401 unless it carries an active `Authorization: Bearer` key."""
+def require_api_key(view=None, *, reads_first: bool = False):
+    """Reject the request with 401 unless it carries an active `Authorization: Bearer` key.
 
+    With `reads_first` the key is read in the request's read session (no write lock on
+    SQLite), and the once-a-minute note of its use is committed at once.
+    """
+    if view is None:
+        return lambda view: _with_api_key(view, reads_first)
+    return _with_api_key(view, reads_first)
+
+
+def _with_api_key(view, reads_first: bool):
     @wraps(view)
     def wrapped(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         found = None
         if scheme.lower() == "bearer" and presented.strip():
-            found = check_api_key(get_session(), presented.strip(), datetime.now(UTC))
+            now = datetime.now(UTC)
+            if reads_first:
+                noted: list[Session] = []
+
+                def writer() -> Session:
+                    noted.append(get_session())
+                    return noted[0]
+
+                found = check_api_key(get_read_session(), presented.strip(), now, writer)
+                if noted:
+                    noted[0].commit()  # the key's use, noted once a minute
+            else:
+                found = check_api_key(get_session(), presented.strip(), now)
         if found is None:
             response, status = json_error(
                 401,
@@ -80,24 +112,15 @@ def _json_body(what: str) -> object:
 
 
 @bp.post("/orders")
-@require_api_key
+@require_api_key(reads_first=True)
 def create_order():
     now = datetime.now(UTC)
     data = parse_order(_json_body("order"), now)
-    session = get_session()
-    portal = PortalContext.from_config(current_app.config)
-    result = submit_order(
-        session,
-        data,
-        source="api",
-        rng=_system_random,
-        now=now,
-        portal=portal,
-        actor_id=str(g.api_key.id),
-        policy=current_app.extensions["verifier.policy_cache"].get(session, g.policy_version),
-        chain_head=g.chain_head,
-    )
-    session.commit()
+    group_commit = current_app.extensions["verifier.group_commit"]
+    if group_commit is None:
+        session, result = _in_one_transaction(data, now)
+    else:
+        session, result = _read_then_write(group_commit, data, now)
     # Built after the commit, from the objects just written: on SQLite the write lock is not
     # held while the answer is assembled.
     body = order_body(session, result.order, result.invitation, result.policy_version)
@@ -105,6 +128,49 @@ def create_order():
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
     return response
+
+
+def _in_one_transaction(data: OrderInput, now: datetime) -> tuple[Session, IntakeResult]:
+    """PostgreSQL: the key (read by require_api_key), the draw and the writes in one
+    transaction, which takes no lock before its first write."""
+    session = get_session()
+    result = submit_order(
+        session, data, source="api", rng=_system_random, now=now,
+        portal=PortalContext.from_config(current_app.config), actor_id=str(g.api_key.id),
+        policy=current_app.extensions["verifier.policy_cache"].get(session, g.policy_version),
+        chain_head=g.chain_head,
+    )  # fmt: skip
+    session.commit()
+    return session, result
+
+
+def _read_then_write(
+    group_commit: GroupCommit, data: OrderInput, now: datetime
+) -> tuple[Session, IntakeResult]:
+    """SQLite: read and draw outside the write lock, then write: a cleared order through the
+    process's group commit, a flagged one (it opens a case) through the request's session."""
+    reader = get_read_session()
+    policies = current_app.extensions["verifier.policy_cache"]
+    if g.policy_version is None:  # an empty database: version 1 is written first
+        policy = policies.get(get_session(), None)
+        g.db_session.commit()
+    else:
+        policy = policies.get(reader, g.policy_version)
+    decided = decide_order(reader, data, rng=_system_random, now=now, policy=policy)
+    reader.commit()  # the snapshot ends here: a resend's look-up reads afresh
+    actor_id = str(g.api_key.id)
+    if not decided.decision.flagged and g.chain_head is not None:
+        write = cleared_write(data, decided, source="api", now=now, actor_id=actor_id)
+        order_id = group_commit.write(write, g.chain_head)
+        if order_id is None:
+            return reader, existing_order(reader, data)
+        return reader, cleared_result(write, order_id, policy.version)
+    session = get_session()
+    result = store_order(session, data, decided, source="api", now=now,
+                         portal=PortalContext.from_config(current_app.config),
+                         actor_id=actor_id)  # fmt: skip
+    session.commit()
+    return session, result
 
 
 @bp.get("/orders/<external_id>")
