@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from verifier.core.sampling import format_rate
-from verifier.intake.orders import order_status
-from verifier.models import Order
+from verifier.intake.orders import ClearedWrite, order_status
+from verifier.models import CLEARED, Order
 from verifier.portal.links import Invitation, active_expiry
 
 
@@ -26,21 +26,11 @@ def order_body(
     decision = order.decision
     assert decision is not None  # stored with the order, in the same transaction
     case = order.case
-    body = {
-        "external_id": order.external_id,
-        "status": order_status(order),
-        "received_at": order.created_at.isoformat(),
-        "decision": {
-            "flagged": decision.flagged,
-            "reason": decision.reason,
-            "rules_matched": list(decision.rules_matched),
-            "policy_version": policy_version or decision.policy.version,
-            "rate_percent": format_rate(decision.rate_bp),
-            "draw": decision.draw,
-            "decided_at": decision.created_at.isoformat(),
-        },
-        "case": None,
-    }
+    body = _body(
+        order.external_id, order_status(order), order.created_at, decision.flagged,
+        decision.reason, decision.rules_matched, policy_version or decision.policy.version,
+        decision.rate_bp, decision.draw, decision.created_at,
+    )  # fmt: skip
     if case is not None:
         body["case"] = {
             "id": case.id,
@@ -53,6 +43,39 @@ def order_body(
             ),
         }
     return body
+
+
+def cleared_body(write: ClearedWrite, policy_version: int) -> dict[str, Any]:
+    """`order_body` of a cleared order just written, from the values it was written with
+    (no ORM objects to build: the API's group commit path)."""
+    order, decision = write.order, write.decision
+    return _body(
+        order["external_id"], CLEARED, order["created_at"], decision["flagged"],
+        decision["reason"], decision["rules_matched"], policy_version, decision["rate_bp"],
+        decision["draw"], decision["created_at"],
+    )  # fmt: skip
+
+
+def _body(
+    external_id: str, status: str, received_at: datetime, flagged: bool, reason: str,
+    rules_matched: list[str], policy_version: int, rate_bp: int, draw: int,
+    decided_at: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "external_id": external_id,
+        "status": status,
+        "received_at": received_at.isoformat(),
+        "decision": {
+            "flagged": flagged,
+            "reason": reason,
+            "rules_matched": list(rules_matched),
+            "policy_version": policy_version,
+            "rate_percent": format_rate(rate_bp),
+            "draw": draw,
+            "decided_at": decided_at.isoformat(),
+        },
+        "case": None,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from functools import wraps
+from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy.orm import Session
@@ -13,13 +14,12 @@ from verifier.core.checks import EXTERNAL_ID_RE
 from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, record_outcome
 from verifier.db import get_read_session, get_session
 from verifier.errors import NotFoundError, VerifierError
-from verifier.intake.answers import order_body
+from verifier.intake.answers import cleared_body, order_body
 from verifier.intake.apikeys import check_api_key
 from verifier.intake.group_commit import GroupCommit
 from verifier.intake.openapi import openapi_document
 from verifier.intake.orders import (
     IntakeResult,
-    cleared_result,
     cleared_write,
     decide_order,
     existing_order,
@@ -118,21 +118,19 @@ def create_order():
     data = parse_order(_json_body("order"), now)
     group_commit = current_app.extensions["verifier.group_commit"]
     if group_commit is None:
-        session, result = _in_one_transaction(data, now)
+        body, created = _in_one_transaction(data, now)
     else:
-        session, result = _read_then_write(group_commit, data, now)
-    # Built after the commit, from the objects just written: on SQLite the write lock is not
-    # held while the answer is assembled.
-    body = order_body(session, result.order, result.invitation, result.policy_version)
+        body, created = _read_then_write(group_commit, data, now)
     response = jsonify(body)
-    response.status_code = 201 if result.created else 200
+    response.status_code = 201 if created else 200
     response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
     return response
 
 
-def _in_one_transaction(data: OrderInput, now: datetime) -> tuple[Session, IntakeResult]:
+def _in_one_transaction(data: OrderInput, now: datetime) -> tuple[dict[str, Any], bool]:
     """PostgreSQL: the key (read by require_api_key), the draw and the writes in one
-    transaction, which takes no lock before its first write."""
+    transaction, which takes no lock before its first write. The answer, and whether the
+    order is new."""
     session = get_session()
     result = submit_order(
         session, data, source="api", rng=_system_random, now=now,
@@ -141,14 +139,16 @@ def _in_one_transaction(data: OrderInput, now: datetime) -> tuple[Session, Intak
         chain_head=g.chain_head,
     )  # fmt: skip
     session.commit()
-    return session, result
+    # Built after the commit, from the objects just written.
+    return _answer(session, result), result.created
 
 
 def _read_then_write(
     group_commit: GroupCommit, data: OrderInput, now: datetime
-) -> tuple[Session, IntakeResult]:
+) -> tuple[dict[str, Any], bool]:
     """SQLite: read and draw outside the write lock, then write: a cleared order through the
-    process's group commit, a flagged one (it opens a case) through the request's session."""
+    process's group commit, a flagged one (it opens a case) through the request's session.
+    The answer, and whether the order is new."""
     reader = get_read_session()
     policies = current_app.extensions["verifier.policy_cache"]
     if g.policy_version is None:  # an empty database: version 1 is written first
@@ -161,16 +161,19 @@ def _read_then_write(
     actor_id = str(g.api_key.id)
     if not decided.decision.flagged and g.chain_head is not None:
         write = cleared_write(data, decided, source="api", now=now, actor_id=actor_id)
-        order_id = group_commit.write(write, g.chain_head)
-        if order_id is None:
-            return reader, existing_order(reader, data)
-        return reader, cleared_result(write, order_id, policy.version)
+        if group_commit.write(write, g.chain_head) is None:  # the external id was taken
+            return _answer(reader, existing_order(reader, data)), False
+        return cleared_body(write, policy.version), True
     session = get_session()
     result = store_order(session, data, decided, source="api", now=now,
                          portal=PortalContext.from_config(current_app.config),
                          actor_id=actor_id)  # fmt: skip
     session.commit()
-    return session, result
+    return _answer(session, result), result.created
+
+
+def _answer(session: Session, result: IntakeResult) -> dict[str, Any]:
+    return order_body(session, result.order, result.invitation, result.policy_version)
 
 
 @bp.get("/orders/<external_id>")
