@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy.orm import Session
@@ -14,20 +13,12 @@ from verifier.core.checks import EXTERNAL_ID_RE
 from verifier.core.outcomes import order_outcomes, outcome_body, parse_outcome, record_outcome
 from verifier.db import get_read_session, get_session
 from verifier.errors import NotFoundError, VerifierError
-from verifier.intake.answers import cleared_body, order_body
+from verifier.intake.answers import order_body
 from verifier.intake.apikeys import check_api_key
-from verifier.intake.group_commit import GroupCommit
 from verifier.intake.openapi import openapi_document
-from verifier.intake.orders import (
-    IntakeResult,
-    cleared_write,
-    decide_order,
-    existing_order,
-    get_order,
-    store_order,
-    submit_order,
-)
-from verifier.intake.payload import OrderInput, parse_order
+from verifier.intake.orders import get_order
+from verifier.intake.payload import parse_order
+from verifier.intake.receiving import receive_order
 from verifier.portal.customer_mail import PortalContext
 from verifier.retention.holds import hold_body, hold_order, release_order_hold
 from verifier.web.http import json_error
@@ -116,64 +107,16 @@ def _json_body(what: str) -> object:
 def create_order():
     now = datetime.now(UTC)
     data = parse_order(_json_body("order"), now)
-    group_commit = current_app.extensions["verifier.group_commit"]
-    if group_commit is None:
-        body, created = _in_one_transaction(data, now)
-    else:
-        body, created = _read_then_write(group_commit, data, now)
-    response = jsonify(body)
-    response.status_code = 201 if created else 200
+    received = receive_order(
+        data, key=g.api_key, reader=get_read_session(), writer=get_session,
+        group_commit=current_app.extensions["verifier.group_commit"],
+        policies=current_app.extensions["verifier.policy_cache"], rng=_system_random, now=now,
+        portal=PortalContext.from_config(current_app.config),
+    )  # fmt: skip
+    response = jsonify(received.body)
+    response.status_code = 201 if received.created else 200
     response.headers["Location"] = url_for("api.read_order", external_id=data.external_id)
     return response
-
-
-def _in_one_transaction(data: OrderInput, now: datetime) -> tuple[dict[str, Any], bool]:
-    """PostgreSQL: the key (read by require_api_key), the draw and the writes in one
-    transaction, which takes no lock before its first write. The answer, and whether the
-    order is new."""
-    session = get_session()
-    result = submit_order(
-        session, data, source="api", rng=_system_random, now=now,
-        portal=PortalContext.from_config(current_app.config), actor_id=str(g.api_key.id),
-        policy=current_app.extensions["verifier.policy_cache"].get(session, g.policy_version),
-        chain_head=g.chain_head,
-    )  # fmt: skip
-    session.commit()
-    # Built after the commit, from the objects just written.
-    return _answer(session, result), result.created
-
-
-def _read_then_write(
-    group_commit: GroupCommit, data: OrderInput, now: datetime
-) -> tuple[dict[str, Any], bool]:
-    """SQLite: read and draw outside the write lock, then write: a cleared order through the
-    process's group commit, a flagged one (it opens a case) through the request's session.
-    The answer, and whether the order is new."""
-    reader = get_read_session()
-    policies = current_app.extensions["verifier.policy_cache"]
-    if g.policy_version is None:  # an empty database: version 1 is written first
-        policy = policies.get(get_session(), None)
-        g.db_session.commit()
-    else:
-        policy = policies.get(reader, g.policy_version)
-    decided = decide_order(reader, data, rng=_system_random, now=now, policy=policy)
-    reader.commit()  # the snapshot ends here: a resend's look-up reads afresh
-    actor_id = str(g.api_key.id)
-    if not decided.decision.flagged and g.chain_head is not None:
-        write = cleared_write(data, decided, source="api", now=now, actor_id=actor_id)
-        if group_commit.write(write, g.chain_head) is None:  # the external id was taken
-            return _answer(reader, existing_order(reader, data)), False
-        return cleared_body(write, policy.version), True
-    session = get_session()
-    result = store_order(session, data, decided, source="api", now=now,
-                         portal=PortalContext.from_config(current_app.config),
-                         actor_id=actor_id)  # fmt: skip
-    session.commit()
-    return _answer(session, result), result.created
-
-
-def _answer(session: Session, result: IntakeResult) -> dict[str, Any]:
-    return order_body(session, result.order, result.invitation, result.policy_version)
 
 
 @bp.get("/orders/<external_id>")
