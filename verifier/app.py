@@ -90,7 +90,7 @@ def configure_caches(app: Flask) -> None:
     # The policy in force, checked against the newest version on every use (core.policies).
     app.extensions["verifier.policy_cache"] = PolicyCache()
     # SQLite: cleared orders from this process's request threads, written in shared
-    # transactions, so its one write lock is taken once per batch (verifier.intake.views).
+    # transactions, so its one write lock is taken once per batch (verifier.intake.receiving).
     engine = db.get_engine(app)
     app.extensions["verifier.group_commit"] = (
         GroupCommit(engine) if engine.dialect.name == "sqlite" else None
